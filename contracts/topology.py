@@ -1,0 +1,63 @@
+"""The RabbitMQ topology: the one place that names exchanges, queues and routing keys.
+
+Every message is published persistent and confirmed, with `mandatory` set, to one topic
+exchange under its routing key (which carries the version, `render.report.v1`). Each
+consumer reads a durable quorum queue with an explicit delivery limit; a message rejected,
+or delivered too often, is dead-lettered into `<queue>.dlq`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from contracts import v1
+
+EXCHANGE = "resultflow"
+DEAD_LETTER_EXCHANGE = "resultflow.dlx"
+DELIVERY_LIMIT = 5
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    routing_key: str
+    consumer: str
+    message: type[v1.Message]
+    arguments: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        arguments = {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            "x-dead-letter-routing-key": self.dead_letter_queue,
+        }
+        object.__setattr__(self, "arguments", arguments)
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.name}.dlq"
+
+
+QUEUES: tuple[Queue, ...] = (
+    Queue("ingest.batch", v1.IngestBatch.routing_key, "ingest", v1.IngestBatch),
+    Queue("ingest.lis-result", v1.IngestLisResult.routing_key, "ingest", v1.IngestLisResult),
+    Queue("render.report", v1.RenderReport.routing_key, "render", v1.RenderReport),
+    Queue("convert.report", v1.ConvertReport.routing_key, "convert", v1.ConvertReport),
+    Queue("notify.patient", v1.NotifyPatient.routing_key, "notify", v1.NotifyPatient),
+    Queue("notify.sms-receipt", v1.SmsReceipt.routing_key, "notify", v1.SmsReceipt),
+    Queue(
+        "gateway.report-status",
+        v1.ReportStatusChanged.routing_key,
+        "gateway",
+        v1.ReportStatusChanged,
+    ),
+)
+
+DEAD_LETTER_QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
+
+
+def queue_for(message: type[v1.Message]) -> Queue:
+    """The queue that consumes `message`."""
+    return next(queue for queue in QUEUES if queue.message is message)

@@ -1,0 +1,171 @@
+"""Version 1 of every ResultFlow message.
+
+Additive changes stay here (consumers ignore unknown fields); a breaking change is a new
+module `v2` running beside this one. Every message carries the report or batch it concerns,
+a `correlation_id` that follows one upload or one LIS message through every stage, and
+the time it was made.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+VERSION = "v1"
+
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ReportStatus(StrEnum):
+    """Where a report is. Status moves only forward (see `services.infra.report_status`)."""
+
+    RECEIVED = "received"
+    RENDERED = "rendered"
+    CONVERTED = "converted"
+    RELEASED = "released"
+    NOTIFIED = "notified"
+    DELIVERED = "delivered"
+    HELD = "held"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+
+class Flag(StrEnum):
+    """Abnormality flag of one result: high, low, or empty when within range."""
+
+    HIGH = "H"
+    LOW = "L"
+    NORMAL = ""
+
+
+class Message(BaseModel):
+    """Fields every message carries. `routing_key` is the AMQP routing key and `type`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    routing_key: ClassVar[str]
+
+    correlation_id: Identifier = Field(description="Follows one upload or LIS message end to end.")
+    created_at: datetime = Field(default_factory=utcnow, description="When the message was made.")
+
+
+class LabResult(BaseModel):
+    """One test result as printed on the report."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    test: NonEmpty
+    value: NonEmpty = Field(description="As measured, e.g. '5.4' or '< 0.5' or 'Negative'.")
+    unit: str = ""
+    reference_range: str = ""
+    flag: Flag = Flag.NORMAL
+
+
+class Patient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    patient_id: NonEmpty
+    name: NonEmpty
+    date_of_birth: date
+    sex: Literal["F", "M", "U"] = "U"
+    phone: NonEmpty = Field(
+        description="Mobile number; E.164 preferred, national numbers use the lab's region."
+    )
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+class IngestBatch(Message):
+    """Gateway -> ingest: an uploaded results sheet, stored in GridFS, is to be read."""
+
+    routing_key: ClassVar[str] = "ingest.batch.v1"
+
+    batch_id: Identifier
+    lab_id: Identifier
+    file_id: Identifier = Field(description="GridFS id of the uploaded sheet.")
+
+
+class IngestLisResult(Message):
+    """LIS -> ingest: all results of one sample of one patient, to be reported.
+
+    `message_id` is the LIS's own id of this message; a redelivered or re-sent message with
+    the same `lab_id` and `accession` creates nothing new.
+    """
+
+    routing_key: ClassVar[str] = "ingest.lis-result.v1"
+
+    message_id: Identifier
+    lab_id: Identifier
+    accession: Identifier = Field(description="The LIS's sample / order number.")
+    patient: Patient
+    sample_date: date
+    results: list[LabResult] = Field(min_length=1)
+    comments: str = ""
+
+
+class RenderReport(Message):
+    """Ingest -> render: fill the lab's Word template for this report."""
+
+    routing_key: ClassVar[str] = "render.report.v1"
+    report_id: Identifier
+
+
+class ConvertReport(Message):
+    """Render -> convert: turn the report's .docx into its PDF."""
+
+    routing_key: ClassVar[str] = "convert.report.v1"
+    report_id: Identifier
+
+
+class NotifyPatient(Message):
+    """Convert -> notify: create the patient's access link and send the SMS."""
+
+    routing_key: ClassVar[str] = "notify.patient.v1"
+    report_id: Identifier
+
+
+class SmsReceipt(Message):
+    """Gateway (provider webhook) -> notify: the provider's delivery receipt for one SMS."""
+
+    routing_key: ClassVar[str] = "notify.sms-receipt.v1"
+
+    provider: Identifier
+    provider_message_id: Identifier
+    status: Literal["queued", "sent", "delivered", "undelivered", "failed"]
+    error_code: str = ""
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+class ReportStatusChanged(Message):
+    """Any service -> gateway: a report moved to a new status."""
+
+    routing_key: ClassVar[str] = "report.status-changed.v1"
+
+    report_id: Identifier
+    batch_id: str | None = None
+    lab_id: Identifier
+    status: ReportStatus
+    previous_status: ReportStatus | None = None
+    reason: str = ""
+
+
+COMMANDS: tuple[type[Message], ...] = (
+    IngestBatch,
+    IngestLisResult,
+    RenderReport,
+    ConvertReport,
+    NotifyPatient,
+    SmsReceipt,
+)
+EVENTS: tuple[type[Message], ...] = (ReportStatusChanged,)
+MESSAGES: tuple[type[Message], ...] = COMMANDS + EVENTS

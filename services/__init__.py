@@ -1,0 +1,1 @@
+"""ResultFlow services: ingest, render, convert, notify, gateway, and their shared infra."""

@@ -1,0 +1,1 @@
+"""Plumbing every service uses: settings, logging, broker, MongoDB, file store, report state."""

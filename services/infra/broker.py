@@ -1,0 +1,70 @@
+"""The broker every service uses, built from `contracts.topology`, and the one way to publish."""
+
+from __future__ import annotations
+
+from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit.schemas import QueueType
+
+from contracts import topology
+from contracts.v1 import Message
+from services.infra.settings import Settings
+
+EXCHANGE = RabbitExchange(topology.EXCHANGE, type=ExchangeType.TOPIC, durable=True)
+DEAD_LETTER_EXCHANGE = RabbitExchange(
+    topology.DEAD_LETTER_EXCHANGE, type=ExchangeType.TOPIC, durable=True
+)
+
+
+def make_broker(settings: Settings, prefetch: int | None = None) -> RabbitBroker:
+    # Confirmed publishes that raise when a mandatory message has no queue to go to.
+    channel = Channel(
+        prefetch_count=prefetch or settings.prefetch,
+        publisher_confirms=True,
+        on_return_raises=True,
+    )
+    return RabbitBroker(settings.amqp_url, default_channel=channel, logger=None)
+
+
+def rabbit_queue(queue: topology.Queue) -> RabbitQueue:
+    return RabbitQueue(
+        queue.name,
+        queue_type=QueueType.QUORUM,
+        durable=True,
+        routing_key=queue.routing_key,
+        arguments=queue.arguments,  # type: ignore[arg-type]
+    )
+
+
+async def declare_topology(broker: RabbitBroker) -> None:
+    """Declare every exchange, queue, dead-letter queue and binding (idempotent).
+
+    Every service declares all of it, so a publish never races the consumer's start-up.
+    """
+    exchange = await broker.declare_exchange(EXCHANGE)
+    dead_letters = await broker.declare_exchange(DEAD_LETTER_EXCHANGE)
+    for queue in topology.QUEUES:
+        declared = await broker.declare_queue(rabbit_queue(queue))
+        await declared.bind(exchange, routing_key=queue.routing_key)
+        dlq = await broker.declare_queue(
+            RabbitQueue(
+                queue.dead_letter_queue,
+                queue_type=QueueType.QUORUM,
+                durable=True,
+                arguments=topology.DEAD_LETTER_QUEUE_ARGUMENTS,  # type: ignore[arg-type]
+            )
+        )
+        await dlq.bind(dead_letters, routing_key=queue.dead_letter_queue)
+
+
+async def publish(broker: RabbitBroker, message: Message) -> None:
+    """Publish persistent, confirmed and mandatory: returns only once RabbitMQ holds it."""
+    await broker.publish(
+        message.model_dump_json(),
+        exchange=EXCHANGE,
+        routing_key=message.routing_key,
+        persist=True,
+        mandatory=True,
+        message_type=message.routing_key,
+        correlation_id=message.correlation_id,
+        content_type="application/json",
+    )

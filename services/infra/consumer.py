@@ -1,0 +1,100 @@
+"""How every service consumes: validate, bind the correlation id, ack only after success.
+
+A handler raises `PermanentError` for a message that can never succeed (bad data, a
+template that does not render): the report is failed with that reason and the message goes
+to its dead-letter queue at once. Any other exception is retried (requeued) until the
+queue's delivery limit, and on the last attempt handled like a permanent error. A message
+that is not a valid contract goes to the dead-letter queue, with the reason logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import structlog
+from faststream import AckPolicy
+from faststream.rabbit import RabbitBroker, RabbitMessage
+from pydantic import ValidationError
+
+from contracts import topology
+from contracts.v1 import Message
+from services.infra.broker import EXCHANGE, rabbit_queue
+
+log = structlog.get_logger()
+
+M = TypeVar("M", bound=Message)
+Handler = Callable[[M], Awaitable[None]]
+GiveUp = Callable[[M, str], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """This message can never succeed; retrying is pointless. The text is shown to lab staff."""
+
+
+def delivery_count(raw: RabbitMessage) -> int:
+    """How often RabbitMQ delivered this message before (quorum queues count it)."""
+    headers = raw.raw_message.headers or {}
+    count = headers.get("x-delivery-count", 0)
+    return int(count) if isinstance(count, int | str) else 0
+
+
+def validation_summary(error: ValidationError) -> str:
+    # Field paths and error types only: the values may be patient data.
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}" for e in error.errors()
+    )
+
+
+def subscribe(
+    broker: RabbitBroker, message_type: type[M], *, on_give_up: GiveUp[M]
+) -> Callable[[Handler[M]], Handler[M]]:
+    queue = topology.queue_for(message_type)
+
+    def decorator(handler: Handler[M]) -> Handler[M]:
+        @broker.subscriber(rabbit_queue(queue), EXCHANGE, ack_policy=AckPolicy.MANUAL)
+        async def consume(raw: RabbitMessage) -> None:
+            await _consume(raw, message_type, handler, on_give_up)
+
+        return handler
+
+    return decorator
+
+
+async def _consume(
+    raw: RabbitMessage, message_type: type[M], handler: Handler[M], on_give_up: GiveUp[M]
+) -> None:
+    with structlog.contextvars.bound_contextvars(
+        correlation_id=raw.correlation_id, message_type=message_type.routing_key
+    ):
+        try:
+            message = message_type.model_validate_json(raw.body)
+        except ValidationError as error:
+            log.error("message.rejected_invalid", reason=validation_summary(error))
+            await raw.reject()
+            return
+        ids: dict[str, Any] = {
+            key: getattr(message, key)
+            for key in ("report_id", "batch_id", "message_id")
+            if hasattr(message, key)
+        }
+        with structlog.contextvars.bound_contextvars(correlation_id=message.correlation_id, **ids):
+            attempt = delivery_count(raw) + 1
+            try:
+                await handler(message)
+            except PermanentError as error:
+                log.error("message.failed_permanently", reason=str(error))
+                await on_give_up(message, str(error))
+                await raw.reject()
+                return
+            except Exception as error:
+                if attempt < topology.DELIVERY_LIMIT:
+                    log.warning("message.retrying", attempt=attempt, exc_info=True)
+                    await raw.nack(requeue=True)
+                    return
+                reason = f"gave up after {attempt} attempts: {type(error).__name__}: {error}"
+                log.error("message.gave_up", attempt=attempt, exc_info=True)
+                await on_give_up(message, reason)
+                await raw.reject()
+                return
+            await raw.ack()

@@ -1,0 +1,42 @@
+"""MongoDB access through PyMongo's async API; the indexes every collection relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.infra.settings import Settings
+
+Database = AsyncDatabase[dict[str, Any]]
+
+
+def connect(settings: Settings) -> tuple[AsyncMongoClient[dict[str, Any]], Database]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=10_000
+    )
+    return client, client[settings.mongodb_database]
+
+
+async def ensure_indexes(db: Database) -> None:
+    # The unique key that makes re-ingest a no-op: a lab's source (sheet row group or LIS
+    # accession) can hold one report per version.
+    await db.reports.create_index(
+        [("lab_id", ASCENDING), ("source_key", ASCENDING), ("version", ASCENDING)],
+        unique=True,
+        name="report_source_unique",
+    )
+    await db.reports.create_index([("batch_id", ASCENDING), ("status", ASCENDING)])
+    await db.reports.create_index("access.token_hash", sparse=True)
+    # One SMS per report version and purpose, ever.
+    await db.notifications.create_index(
+        [("report_id", ASCENDING), ("version", ASCENDING), ("purpose", ASCENDING)],
+        unique=True,
+        name="notification_once",
+    )
+    await db.notifications.create_index("provider_message_id", sparse=True)
+    await db.users.create_index("username", unique=True)
+    await db.sessions.create_index("token_hash", unique=True)
+    await db.audit.create_index([("report_id", ASCENDING), ("at", ASCENDING)])
+    await db.outbox.create_index("to")

@@ -1,0 +1,62 @@
+"""What every service's main.py starts from: settings, logging, broker, MongoDB, files, reports."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from faststream import FastStream
+from faststream.rabbit import RabbitBroker
+from pymongo import AsyncMongoClient
+
+from services.infra.broker import declare_topology, make_broker
+from services.infra.database import Database, connect, ensure_indexes
+from services.infra.files import FileStore
+from services.infra.logging import configure_logging
+from services.infra.reports import Reports
+from services.infra.settings import Settings, get_settings
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    broker: RabbitBroker
+    client: AsyncMongoClient[dict[str, Any]]
+    db: Database
+    files: FileStore = field(init=False)
+    reports: Reports = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.files = FileStore(self.db)
+        self.reports = Reports(self.db, self.broker)
+
+    @classmethod
+    def create(
+        cls, service: str, settings: Settings | None = None, prefetch: int | None = None
+    ) -> Resources:
+        settings = settings or get_settings()
+        configure_logging(service)
+        client, db = connect(settings)
+        return cls(settings, make_broker(settings, prefetch), client, db)
+
+    async def start(self) -> None:
+        """Connect, make sure indexes and the whole topology exist."""
+        await ensure_indexes(self.db)
+        await self.broker.connect()
+        await declare_topology(self.broker)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def make_app(
+    resources: Resources,
+    on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
+    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> FastStream:
+    return FastStream(
+        resources.broker,
+        on_startup=[resources.start, *on_startup],
+        on_shutdown=[*on_shutdown, resources.close],
+    )
