@@ -98,3 +98,20 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def drain(amqp_url: str, queue: str) -> list[dict[str, Any]]:
+    """Take every message waiting in `queue` (acking them) and return their JSON bodies."""
+    import json
+
+    import aio_pika
+
+    bodies: list[dict[str, Any]] = []
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        declared = await channel.get_queue(queue, ensure=True)
+        while (message := await declared.get(fail=False)) is not None:
+            await message.ack()
+            bodies.append(json.loads(message.body))
+    return bodies

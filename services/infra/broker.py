@@ -26,12 +26,12 @@ def make_broker(settings: Settings, prefetch: int | None = None) -> RabbitBroker
 
 
 def rabbit_queue(queue: topology.Queue) -> RabbitQueue:
-    return RabbitQueue(
+    return RabbitQueue(  # type: ignore[call-overload]
         queue.name,
         queue_type=QueueType.QUORUM,
         durable=True,
         routing_key=queue.routing_key,
-        arguments=queue.arguments,  # type: ignore[arg-type]
+        arguments=queue.arguments,
     )
 
 
@@ -46,11 +46,11 @@ async def declare_topology(broker: RabbitBroker) -> None:
         declared = await broker.declare_queue(rabbit_queue(queue))
         await declared.bind(exchange, routing_key=queue.routing_key)
         dlq = await broker.declare_queue(
-            RabbitQueue(
+            RabbitQueue(  # type: ignore[call-overload]
                 queue.dead_letter_queue,
                 queue_type=QueueType.QUORUM,
                 durable=True,
-                arguments=topology.DEAD_LETTER_QUEUE_ARGUMENTS,  # type: ignore[arg-type]
+                arguments=topology.DEAD_LETTER_QUEUE_ARGUMENTS,
             )
         )
         await dlq.bind(dead_letters, routing_key=queue.dead_letter_queue)

@@ -1,0 +1,40 @@
+"""Reading uploaded sheets. openpyxl parses XML through defusedxml (entity bombs, XXE)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Sequence
+
+import openpyxl.xml
+import pandas as pd
+
+from services.ingest.logic import SheetError
+
+if not openpyxl.xml.DEFUSEDXML:  # pragma: no cover - guarded by the dependency list
+    raise RuntimeError("defusedxml must be installed: openpyxl would parse hostile XML")
+
+MAX_ROWS = 50_000
+
+
+def read_sheet(data: bytes, filename: str) -> tuple[list[object], list[Sequence[object]]]:
+    """The header row and the data rows of the first worksheet (or of a CSV file)."""
+    try:
+        if filename.lower().endswith(".csv"):
+            frame = pd.read_csv(
+                io.BytesIO(data), header=None, dtype=str, keep_default_na=False, nrows=MAX_ROWS + 1
+            )
+        else:
+            frame = pd.read_excel(
+                io.BytesIO(data), header=None, dtype=object, engine="openpyxl", nrows=MAX_ROWS + 1
+            )
+    except (zipfile.BadZipFile, ValueError, KeyError, OSError) as error:
+        raise SheetError(f"'{filename}' is not a readable .xlsx workbook ({error})") from None
+    except Exception as error:  # defusedxml and openpyxl raise many kinds for hostile files
+        raise SheetError(f"'{filename}' could not be read: {type(error).__name__}") from None
+    if frame.empty:
+        raise SheetError(f"'{filename}' has no rows")
+    if len(frame) > MAX_ROWS:
+        raise SheetError(f"'{filename}' has more than {MAX_ROWS} rows; split it into batches")
+    rows = frame.astype(object).where(frame.notna(), None).values.tolist()
+    return rows[0], rows[1:]

@@ -1,0 +1,306 @@
+"""Turn sheet rows or an LIS message into report drafts. Pure: no broker, no database.
+
+The default sheet layout is one row per test result, with these columns (header names are
+matched case-insensitively; the aliases in `COLUMNS` are accepted too):
+
+    Patient ID | Name | Date of birth | Sex | Phone | Sample date | Test | Value | Unit |
+    Reference range | Flag
+
+Rows are grouped into one report per patient and sample date. A row that cannot be used
+is rejected with its sheet row number and the reason; the rest of the sheet still goes on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import phonenumbers
+
+from contracts.v1 import Flag, IngestLisResult, LabResult, Patient
+
+# field -> header names accepted for it (normalised: lower case, single spaces)
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "patient_id": ("patient id", "patient_id", "mrn", "patient number"),
+    "name": ("name", "patient name", "full name"),
+    "date_of_birth": ("date of birth", "dob", "birth date", "birthdate"),
+    "sex": ("sex", "gender"),
+    "phone": ("phone", "mobile", "phone number", "mobile number"),
+    "sample_date": ("sample date", "collection date", "collected"),
+    "test": ("test", "test name", "analyte"),
+    "value": ("value", "result"),
+    "unit": ("unit", "units"),
+    "reference_range": ("reference range", "ref range", "reference", "normal range"),
+    "flag": ("flag", "abnormal flag"),
+}
+REQUIRED = ("patient_id", "name", "date_of_birth", "phone", "sample_date", "test", "value")
+LABELS = {
+    "patient_id": "Patient ID",
+    "name": "Name",
+    "date_of_birth": "Date of birth",
+    "sex": "Sex",
+    "phone": "Phone",
+    "sample_date": "Sample date",
+    "test": "Test",
+    "value": "Value",
+    "unit": "Unit",
+    "reference_range": "Reference range",
+    "flag": "Flag",
+}
+FIRST_DATA_ROW = 2  # sheet row number of the first row under the header
+
+SEX = {"f": "F", "female": "F", "m": "M", "male": "M", "u": "U", "unknown": "U", "": "U"}
+FLAGS = {
+    "": Flag.NORMAL,
+    "n": Flag.NORMAL,
+    "normal": Flag.NORMAL,
+    "h": Flag.HIGH,
+    "hh": Flag.HIGH,
+    "high": Flag.HIGH,
+    "l": Flag.LOW,
+    "ll": Flag.LOW,
+    "low": Flag.LOW,
+}
+DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y")
+
+
+class SheetError(ValueError):
+    """The sheet as a whole cannot be read (wrong file, missing columns)."""
+
+
+class RowError(ValueError):
+    """One value of one row is unusable; the message names the column."""
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    row: int
+    reason: str
+
+
+@dataclass
+class ReportDraft:
+    """Everything ingest knows about one report before it is stored."""
+
+    source_key: str
+    patient: Patient
+    sample_date: date
+    results: list[LabResult] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    comments: str = ""
+
+
+@dataclass
+class SheetOutcome:
+    rows_total: int
+    drafts: list[ReportDraft]
+    rejected: list[RejectedRow]
+
+    @property
+    def rows_accepted(self) -> int:
+        return sum(len(d.rows) for d in self.drafts)
+
+
+def normalise_header(header: object) -> str:
+    return re.sub(r"[\s_]+", " ", str(header or "")).strip().lower()
+
+
+def map_columns(headers: Iterable[object]) -> dict[str, int]:
+    """field -> column index; raises SheetError naming every required column not found."""
+    positions: dict[str, int] = {}
+    for index, header in enumerate(headers):
+        name = normalise_header(header)
+        for field_name, aliases in COLUMNS.items():
+            if name in aliases and field_name not in positions:
+                positions[field_name] = index
+    missing = [LABELS[f] for f in REQUIRED if f not in positions]
+    if missing:
+        raise SheetError(
+            "the sheet has no column for "
+            + ", ".join(missing)
+            + "; expected a header row with: "
+            + ", ".join(LABELS.values())
+        )
+    return positions
+
+
+def text(value: object) -> str:
+    """A cell as text: whole floats lose their '.0' (Excel stores 12 as 12.0)."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value != value:  # NaN: an empty cell read by pandas
+            return ""
+        if value.is_integer():
+            return str(int(value))
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    return str(value).strip()
+
+
+def parse_date(value: object, label: str) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    raw = text(value)
+    if not raw:
+        raise RowError(f"{label} is empty")
+    raw = raw.split(" ")[0]  # "2024-03-01 00:00:00" from a text cell
+    for fmt in DATE_FORMATS:
+        try:
+            return datetime.strptime(raw, fmt).date()
+        except ValueError:
+            continue
+    raise RowError(f"{label} '{raw}' is not a date (use YYYY-MM-DD or DD/MM/YYYY)")
+
+
+def normalise_phone(raw: str, region: str) -> str:
+    """E.164 form of a mobile number; national numbers are read in the lab's region."""
+    if not raw:
+        raise RowError("Phone is empty")
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        raise RowError(f"Phone '{raw}' is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise RowError(f"Phone '{raw}' is not a valid number for region {region}")
+    if phonenumbers.number_type(number) not in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    ):
+        raise RowError(f"Phone '{raw}' is not a mobile number, so it cannot receive an SMS")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def check_dates(date_of_birth: date, sample_date: date, today: date) -> None:
+    if not date(1900, 1, 1) <= date_of_birth <= today:
+        raise RowError(f"Date of birth {date_of_birth.isoformat()} is not a plausible birth date")
+    if sample_date > today + timedelta(days=1):
+        raise RowError(f"Sample date {sample_date.isoformat()} is in the future")
+    if sample_date < date_of_birth:
+        raise RowError("Sample date is before the date of birth")
+
+
+def parse_row(
+    cells: Mapping[str, object], region: str, today: date
+) -> tuple[Patient, date, LabResult]:
+    for field_name in REQUIRED:
+        if not text(cells.get(field_name)):
+            raise RowError(f"{LABELS[field_name]} is empty")
+    sex = SEX.get(text(cells.get("sex")).lower())
+    if sex is None:
+        raise RowError(f"Sex '{text(cells.get('sex'))}' is not one of F, M, U")
+    flag = FLAGS.get(text(cells.get("flag")).lower())
+    if flag is None:
+        raise RowError(f"Flag '{text(cells.get('flag'))}' is not one of H, L or empty")
+    date_of_birth = parse_date(cells.get("date_of_birth"), "Date of birth")
+    sample_date = parse_date(cells.get("sample_date"), "Sample date")
+    check_dates(date_of_birth, sample_date, today)
+    patient = Patient(
+        patient_id=text(cells["patient_id"]),
+        name=text(cells["name"]),
+        date_of_birth=date_of_birth,
+        sex=sex,  # type: ignore[arg-type]
+        phone=normalise_phone(text(cells["phone"]), region),
+    )
+    result = LabResult(
+        test=text(cells["test"]),
+        value=text(cells["value"]),
+        unit=text(cells.get("unit")),
+        reference_range=text(cells.get("reference_range")),
+        flag=flag,
+    )
+    return patient, sample_date, result
+
+
+def sheet_source_key(patient_id: str, sample_date: date) -> str:
+    return f"sheet:{patient_id}:{sample_date.isoformat()}"
+
+
+def group_rows(
+    header: Iterable[object], rows: Iterable[Iterable[object]], region: str, today: date
+) -> SheetOutcome:
+    """Validate every row and group the good ones into one draft per patient and sample."""
+    positions = map_columns(header)
+    drafts: dict[str, ReportDraft] = {}
+    rejected: list[RejectedRow] = []
+    total = 0
+    for offset, values in enumerate(rows):
+        row_number = FIRST_DATA_ROW + offset
+        row = list(values)
+        if all(not text(v) for v in row):
+            continue  # blank lines between blocks are common in hand-made sheets
+        total += 1
+        cells = {f: row[i] if i < len(row) else None for f, i in positions.items()}
+        try:
+            patient, sample_date, result = parse_row(cells, region, today)
+            key = sheet_source_key(patient.patient_id, sample_date)
+            draft = drafts.get(key)
+            if draft is None:
+                drafts[key] = ReportDraft(key, patient, sample_date, [result], [row_number])
+                continue
+            if draft.patient != patient:
+                raise RowError(
+                    f"patient details differ from row {draft.rows[0]} "
+                    "for the same Patient ID and Sample date"
+                )
+            for earlier_row, earlier in zip(draft.rows, draft.results, strict=True):
+                if earlier.test.lower() == result.test.lower():
+                    raise RowError(
+                        f"test '{result.test}' already given in row {earlier_row} "
+                        "for this patient and sample"
+                    )
+            draft.results.append(result)
+            draft.rows.append(row_number)
+        except RowError as error:
+            rejected.append(RejectedRow(row_number, str(error)))
+    return SheetOutcome(total, list(drafts.values()), rejected)
+
+
+def lis_draft(message: IngestLisResult, region: str, today: date) -> ReportDraft:
+    """A draft from an LIS message; raises RowError when the message cannot be used."""
+    check_dates(message.patient.date_of_birth, message.sample_date, today)
+    patient = message.patient.model_copy(
+        update={"phone": normalise_phone(message.patient.phone, region)}
+    )
+    return ReportDraft(
+        source_key=f"lis:{message.accession}",
+        patient=patient,
+        sample_date=message.sample_date,
+        results=list(message.results),
+        comments=message.comments,
+    )
+
+
+def report_document(
+    draft: ReportDraft,
+    *,
+    report_id: str,
+    lab_id: str,
+    correlation_id: str,
+    source: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """The `reports` document for a new draft (see docs/data-model.md)."""
+    return {
+        "_id": report_id,
+        "lab_id": lab_id,
+        "batch_id": source.get("batch_id"),
+        "source": source,
+        "source_key": draft.source_key,
+        "version": 1,
+        "correlation_id": correlation_id,
+        "patient": draft.patient.model_dump(mode="json"),
+        "sample_date": draft.sample_date.isoformat(),
+        "results": [r.model_dump(mode="json") for r in draft.results],
+        "comments": draft.comments,
+        "template": "default",
+        "status": "received",
+        "history": [{"status": "received", "at": now, "reason": ""}],
+        "created_at": now,
+        "updated_at": now,
+    }

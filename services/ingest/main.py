@@ -1,0 +1,21 @@
+"""Ingest service: `faststream run --factory services.ingest.main:create_app`."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+
+from contracts.v1 import IngestBatch, IngestLisResult
+from services.infra.consumer import subscribe
+from services.infra.service import Resources, make_app
+from services.ingest.handlers import IngestHandlers
+
+
+def create_app(resources: Resources | None = None) -> FastStream:
+    resources = resources or Resources.create("ingest")
+    handlers = IngestHandlers(resources)
+    broker = resources.broker
+    subscribe(broker, IngestBatch, on_give_up=handlers.give_up_batch)(handlers.ingest_batch)
+    subscribe(broker, IngestLisResult, on_give_up=handlers.give_up_lis_result)(
+        handlers.ingest_lis_result
+    )
+    return make_app(resources)

@@ -1,0 +1,183 @@
+"""Ingest against real RabbitMQ and the MongoDB-protocol server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from contracts.v1 import IngestBatch, IngestLisResult
+from services.demo import demo_sheet
+from services.infra.broker import publish
+from services.infra.database import Database
+from services.infra.service import Resources
+from services.ingest.main import create_app
+from tests.support import drain, eventually
+
+
+async def upload(resources: Resources, data: bytes, filename: str = "results.xlsx") -> str:
+    """What the gateway does on upload: store the sheet, record the batch, ask for ingest."""
+    batch_id = uuid.uuid4().hex
+    file_id = await resources.files.put(filename, data, {"kind": "upload"})
+    await resources.db.batches.insert_one(
+        {
+            "_id": batch_id,
+            "lab_id": "lab",
+            "filename": filename,
+            "file_id": file_id,
+            "status": "received",
+            "correlation_id": batch_id,
+        }
+    )
+    await publish(
+        resources.broker,
+        IngestBatch(batch_id=batch_id, lab_id="lab", file_id=file_id, correlation_id=batch_id),
+    )
+    return batch_id
+
+
+async def finished(db: Database, batch_id: str) -> dict[str, Any] | None:
+    return await db.batches.find_one({"_id": batch_id, "status": {"$ne": "received"}})
+
+
+async def test_uploaded_sheet_makes_one_report_per_patient_and_asks_to_render_each(
+    make_resources: Callable[[str], Resources], db: Database, amqp_url: str
+) -> None:
+    resources = make_resources("ingest")
+    async with create_app(resources):
+        batch_id = await upload(resources, demo_sheet(5))
+        batch = await eventually(lambda: finished(db, batch_id))
+    assert batch["status"] == "ingested"
+    assert (batch["rows_total"], batch["rows_accepted"], batch["reports_created"]) == (40, 40, 5)
+    reports = await db.reports.find({"batch_id": batch_id}).to_list()
+    assert len(reports) == 5
+    assert {r["status"] for r in reports} == {"received"}
+    assert all(len(r["results"]) == 8 and r["patient"]["phone"].startswith("+44") for r in reports)
+    render_requests = await drain(amqp_url, "render.report")
+    assert sorted(m["report_id"] for m in render_requests) == sorted(r["_id"] for r in reports)
+    assert {m["correlation_id"] for m in render_requests} == {batch_id}
+
+
+async def test_reuploaded_sheet_creates_no_new_reports(
+    make_resources: Callable[[str], Resources], db: Database, amqp_url: str
+) -> None:
+    resources = make_resources("ingest")
+    sheet = demo_sheet(3)
+    async with create_app(resources):
+        first = await upload(resources, sheet)
+        await eventually(lambda: finished(db, first))
+        second = await upload(resources, sheet)
+        again = await eventually(lambda: finished(db, second))
+    assert (again["reports_created"], again["duplicates"]) == (0, 3)
+    assert await db.reports.count_documents({}) == 3
+    assert len(await drain(amqp_url, "render.report")) == 3
+
+
+async def test_redelivered_ingest_message_creates_nothing_twice(
+    make_resources: Callable[[str], Resources], db: Database, amqp_url: str
+) -> None:
+    resources = make_resources("ingest")
+    async with create_app(resources):
+        batch_id = await upload(resources, demo_sheet(2))
+        batch = await eventually(lambda: finished(db, batch_id))
+        await drain(amqp_url, "render.report")
+        # The same message again, as after a crash before the ack.
+        await publish(
+            resources.broker,
+            IngestBatch(
+                batch_id=batch_id, lab_id="lab", file_id=batch["file_id"], correlation_id=batch_id
+            ),
+        )
+        again = await eventually(lambda: drain(amqp_url, "render.report"))
+    assert await db.reports.count_documents({}) == 2
+    # Reports still waiting are asked for again: render ignores what it already did.
+    assert len(again) == 2
+
+
+async def test_unreadable_file_fails_the_batch_with_the_reason_and_dead_letters_it(
+    make_resources: Callable[[str], Resources], db: Database, amqp_url: str
+) -> None:
+    resources = make_resources("ingest")
+    async with create_app(resources):
+        batch_id = await upload(resources, b"this is not a workbook", "results.xlsx")
+        batch = await eventually(lambda: finished(db, batch_id))
+        dead = await eventually(lambda: drain(amqp_url, "ingest.batch.dlq"))
+    assert batch["status"] == "failed"
+    assert "'results.xlsx' is not a readable .xlsx workbook" in batch["failure_reason"]
+    assert dead[0]["batch_id"] == batch_id
+    assert await db.reports.count_documents({}) == 0
+
+
+async def test_rejected_rows_are_listed_on_the_batch_and_the_rest_go_on(
+    make_resources: Callable[[str], Resources], db: Database
+) -> None:
+    from io import BytesIO
+
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(BytesIO(demo_sheet(2)))
+    sheet = workbook.active
+    assert sheet is not None
+    sheet["E3"] = "12345"  # phone of the second row
+    sheet["H10"] = None  # value of the first row of the second patient
+    buffer = BytesIO()
+    workbook.save(buffer)
+    resources = make_resources("ingest")
+    async with create_app(resources):
+        batch_id = await upload(resources, buffer.getvalue())
+        batch = await eventually(lambda: finished(db, batch_id))
+    assert batch["rejected_rows"] == [
+        {"row": 3, "reason": "Phone '12345' is not a valid number for region GB"},
+        {"row": 10, "reason": "Value is empty"},
+    ]
+    assert (batch["rows_total"], batch["rows_accepted"], batch["reports_created"]) == (16, 14, 2)
+
+
+def lis_message(**overrides: Any) -> IngestLisResult:
+    body: dict[str, Any] = {
+        "correlation_id": uuid.uuid4().hex,
+        "message_id": "LIS-1",
+        "lab_id": "lab",
+        "accession": "ACC-1",
+        "patient": {
+            "patient_id": "P7",
+            "name": "Ivo Haddad",
+            "date_of_birth": "1966-05-04",
+            "sex": "M",
+            "phone": "07400 123456",
+        },
+        "sample_date": "2026-11-23",
+        "results": [{"test": "HbA1c", "value": "48", "unit": "mmol/mol", "flag": "H"}],
+    }
+    body.update(overrides)
+    return IngestLisResult.model_validate(body)
+
+
+async def test_lis_result_message_makes_a_report_once(
+    make_resources: Callable[[str], Resources], db: Database, amqp_url: str
+) -> None:
+    resources = make_resources("ingest")
+    async with create_app(resources):
+        await publish(resources.broker, lis_message())
+        await publish(resources.broker, lis_message(message_id="LIS-1-resent"))
+        requests = await eventually(lambda: drain(amqp_url, "render.report"))
+        await eventually(lambda: db.reports.count_documents({}))
+    [report] = await db.reports.find({}).to_list()
+    assert report["source"] == {"kind": "lis", "message_id": "LIS-1", "accession": "ACC-1"}
+    assert report["patient"]["phone"] == "+447400123456"
+    assert [m["report_id"] for m in requests] == [report["_id"]]
+
+
+async def test_unusable_lis_message_is_dead_lettered_with_a_recorded_reason(
+    make_resources: Callable[[str], Resources], db: Database, amqp_url: str
+) -> None:
+    resources = make_resources("ingest")
+    bad = lis_message(message_id="LIS-2", accession="ACC-2")
+    bad = bad.model_copy(update={"patient": bad.patient.model_copy(update={"phone": "000"})})
+    async with create_app(resources):
+        await publish(resources.broker, bad)
+        dead = await eventually(lambda: drain(amqp_url, "ingest.lis-result.dlq"))
+    assert dead[0]["message_id"] == "LIS-2"
+    rejection = await db.rejected_messages.find_one({"message_id": "LIS-2"})
+    assert rejection is not None and "Phone" in rejection["reason"]
+    assert await db.reports.count_documents({}) == 0
