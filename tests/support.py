@@ -10,62 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-from pymongo import MongoClient
+from services.launcher import free_port, mongodb_server
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def secantusd_command() -> str:
-    found = Path(sys.executable).with_name("secantusd-py")
-    return str(found) if found.exists() else (shutil.which("secantusd-py") or "secantusd-py")
-
-
-@contextlib.contextmanager
-def mongodb_server(storage: Path) -> Iterator[str]:
-    port = free_port()
-    log = (storage.parent / f"secantusd-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [
-            secantusd_command(),
-            *("--host", "127.0.0.1", "--port", str(port), "--storage-path", str(storage)),
-            "--sync-on-commit",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    uri = f"mongodb://127.0.0.1:{port}/?retryWrites=false&directConnection=true"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                MongoClient(uri, serverSelectionTimeoutMS=500).admin.command("ping")
-                break
-            except Exception:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"secantusd-py did not start, see {log.name}") from None
-                time.sleep(0.2)
-        yield uri
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+__all__ = ["drain", "eventually", "free_port", "mongodb_server", "rabbitmq_vhost"]
 
 
 def _rabbitmqctl(*args: str) -> None:

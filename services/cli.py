@@ -1,0 +1,81 @@
+"""The `resultflow` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def export_contracts(directory: Path) -> None:
+    from contracts.schema import asyncapi, json_schemas
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for routing_key, schema in json_schemas().items():
+        (directory / f"{routing_key}.schema.json").write_text(json.dumps(schema, indent=2) + "\n")
+    (directory / "asyncapi.json").write_text(json.dumps(asyncapi(), indent=2) + "\n")
+    print(f"wrote {len(json_schemas())} JSON Schemas and asyncapi.json to {directory}")
+
+
+def create_user(username: str, password_stdin: bool) -> None:
+    from services.gateway.adapters import create_user as store_user
+    from services.infra.database import connect, ensure_indexes
+    from services.infra.settings import get_settings
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = os.environ.get("RESULTFLOW_ADMIN_PASSWORD") or getpass.getpass("Password: ")
+
+    async def run() -> None:
+        client, db = connect(get_settings())
+        try:
+            await ensure_indexes(db)
+            await store_user(db, username, password)
+        finally:
+            await client.close()
+
+    asyncio.run(run())
+    print(f"created admin user {username}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="resultflow")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    contracts = commands.add_parser("contracts", help="message contracts")
+    contracts_commands = contracts.add_subparsers(dest="action", required=True)
+    export = contracts_commands.add_parser("export", help="write JSON Schemas and AsyncAPI")
+    export.add_argument("directory", type=Path)
+
+    users = commands.add_parser("users", help="admin users")
+    users_commands = users.add_subparsers(dest="action", required=True)
+    create = users_commands.add_parser("create", help="create an admin user")
+    create.add_argument("username")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+
+    run = commands.add_parser("run", help="run everything on this machine, with a demo batch")
+    run.add_argument("--var", type=Path, default=Path("var"), help="data and logs folder")
+    run.add_argument("--no-demo", action="store_true", help="do not upload the demo batch")
+
+    commands.add_parser("gateway", help="run the gateway (HTTP) alone")
+
+    args = parser.parse_args(argv)
+    if args.command == "contracts":
+        export_contracts(args.directory)
+    elif args.command == "users":
+        create_user(args.username, args.password_stdin)
+    elif args.command == "run":
+        from services.devstack import run_everything
+
+        run_everything(args.var, demo=not args.no_demo)
+    elif args.command == "gateway":
+        from services.gateway.main import main as gateway_main
+
+        gateway_main()

@@ -1,0 +1,160 @@
+"""Start the whole system on one machine: the MongoDB-protocol server and every service as
+its own process. Used by `resultflow run` (the README's run command), the end-to-end test
+and bench/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aio_pika
+from pymongo import MongoClient
+
+from contracts import topology
+
+# service -> processes; convert is the CPU-heavy one and scales by running more.
+WORKERS = {"ingest": 1, "render": 1, "convert": 2, "notify": 1}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _executable(name: str) -> str:
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.exists() else (shutil.which(name) or name)
+
+
+def _stop(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextlib.contextmanager
+def mongodb_server(storage: Path, port: int | None = None) -> Iterator[str]:
+    """`secantusd-py` (pinned `secantusdb`) as a separate process; yields its URI."""
+    port = port or free_port()
+    storage.mkdir(parents=True, exist_ok=True)
+    log = (storage.parent / f"secantusd-{port}.log").open("ab")
+    process = subprocess.Popen(  # noqa: S603 - our own pinned server
+        [
+            _executable("secantusd-py"),
+            *("--host", "127.0.0.1", "--port", str(port), "--storage-path", str(storage)),
+            "--sync-on-commit",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    uri = f"mongodb://127.0.0.1:{port}/?retryWrites=false&directConnection=true"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                MongoClient(uri, serverSelectionTimeoutMS=500).admin.command("ping")
+                break
+            except Exception:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"secantusd-py did not start; see {log.name}") from None
+                time.sleep(0.2)
+        yield uri
+    finally:
+        _stop(process)
+        log.close()
+
+
+class Stack:
+    """Every service as its own process, logs in `log_dir`, all stopped on exit."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, workers: dict[str, int] | None = None):
+        self.env = {**os.environ, **env}
+        self.log_dir = log_dir
+        self.workers = workers or WORKERS
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.log_dir / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(  # noqa: S603 - our own services
+            [sys.executable, *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: convert's LibreOffice goes too
+        )
+        log.close()
+
+    def start(self) -> None:
+        for service, count in self.workers.items():
+            for n in range(count):
+                factory = f"services.{service}.main:create_app"
+                self._spawn(f"{service}-{n + 1}", ["-m", "faststream", "run", "--factory", factory])
+        self._spawn("gateway", ["-m", "services.gateway.main"])
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited ({process.returncode}); see {self.log_dir}")
+
+    async def wait_ready(self, amqp_url: str, gateway_url: str, timeout: float = 120) -> None:
+        """Until every queue has its consumers and the gateway answers its health check."""
+        import aiohttp
+
+        expected = {q.name: self.workers.get(q.consumer, 1) for q in topology.QUEUES}
+        deadline = time.monotonic() + timeout
+        connection = await aio_pika.connect(amqp_url)
+        async with connection, aiohttp.ClientSession() as http:
+            while True:
+                self.check_alive()
+                ready = True
+                channel = await connection.channel()
+                for name, consumers in expected.items():
+                    try:
+                        queue = await channel.declare_queue(name, passive=True)
+                    except aio_pika.exceptions.ChannelClosed:
+                        channel = await connection.channel()
+                        ready = False
+                        continue
+                    ready &= (queue.declaration_result.consumer_count or 0) >= consumers
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{gateway_url}/healthz") as response:
+                        ready &= response.status == 200
+                        if ready:
+                            return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"services not ready after {timeout}s; see {self.log_dir}")
+                await asyncio.sleep(0.5)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            _stop(process)
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
