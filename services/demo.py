@@ -40,14 +40,16 @@ PANEL = (
 )
 
 
-def demo_rows(patients: int, seed: int = 7, sample_date: date | None = None) -> list[list[object]]:
+def demo_rows(
+    patients: int, seed: int = 7, sample_date: date | None = None, first_id: int = 10000
+) -> list[list[object]]:
     rng = random.Random(seed)  # noqa: S311 - demo data, not secrets
     sampled = sample_date or date.today() - timedelta(days=1)
     rows: list[list[object]] = []
     for n in range(patients):
         name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
         birth = date(1940, 1, 1) + timedelta(days=rng.randrange(0, 365 * 65))
-        phone = f"07400 {100000 + n:06d}"
+        phone = f"07400 {100000 + first_id + n:06d}"
         sex = rng.choice("FM")
         for test, unit, low, high, decimals in PANEL:
             span = high - low
@@ -56,7 +58,7 @@ def demo_rows(patients: int, seed: int = 7, sample_date: date | None = None) -> 
             shown = f"{value:.{decimals}f}"
             rows.append(
                 [
-                    f"P{10000 + n}",
+                    f"P{first_id + n}",
                     name,
                     birth,
                     sex,
@@ -70,12 +72,26 @@ def demo_rows(patients: int, seed: int = 7, sample_date: date | None = None) -> 
                 ]
             )
         rows.append(
-            [f"P{10000 + n}", name, birth, sex, phone, sampled, "CRP", "< 5.0", "mg/L", "< 5.0", ""]
+            [
+                f"P{first_id + n}",
+                name,
+                birth,
+                sex,
+                phone,
+                sampled,
+                "CRP",
+                "< 5.0",
+                "mg/L",
+                "< 5.0",
+                "",
+            ]
         )
     return rows
 
 
-def demo_sheet(patients: int, seed: int = 7, sample_date: date | None = None) -> bytes:
+def demo_sheet(
+    patients: int, seed: int = 7, sample_date: date | None = None, first_id: int = 10000
+) -> bytes:
     """An .xlsx workbook with `patients` patients, eight results each."""
     workbook = Workbook()
     sheet = workbook.active
@@ -84,7 +100,7 @@ def demo_sheet(patients: int, seed: int = 7, sample_date: date | None = None) ->
     sheet.append(HEADER)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
-    for row in demo_rows(patients, seed, sample_date):
+    for row in demo_rows(patients, seed, sample_date, first_id):
         sheet.append(row)
     for column in ("C", "F"):
         for cell in sheet[column][1:]:

@@ -1,0 +1,112 @@
+"""The whole path, every service its own process: upload -> SMS -> portal -> PDF in a browser."""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import async_playwright
+from pypdf import PdfReader
+
+from services.demo import demo_sheet
+from services.devstack import AdminClient, wait_for_batch
+from services.gateway.adapters import create_user
+from services.infra.database import Database, connect, ensure_indexes
+from services.infra.settings import Settings
+from services.launcher import Stack, free_port
+from tests.support import eventually
+
+pytestmark = pytest.mark.e2e
+PATIENTS = 20
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+async def system(
+    mongodb_uri: str, amqp_url: str, tmp_path: Path, empty_queues: None
+) -> AsyncIterator[tuple[str, Database]]:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    database = f"e2e_{uuid.uuid4().hex[:8]}"
+    env = {
+        "MONGODB_URI": mongodb_uri,
+        "AMQP_URL": amqp_url,
+        "RESULTFLOW_MONGODB_DATABASE": database,
+        "RESULTFLOW_PUBLIC_BASE_URL": base_url,
+        "RESULTFLOW_GATEWAY_PORT": str(port),
+        "RESULTFLOW_WORK_DIR": str(tmp_path / "work"),
+    }
+    client, db = connect(Settings(MONGODB_URI=mongodb_uri, mongodb_database=database))
+    await ensure_indexes(db)
+    await create_user(db, "admin", PASSWORD)
+    stack = Stack(env, tmp_path / "logs")
+    try:
+        stack.start()
+        await stack.wait_ready(amqp_url, base_url)
+        yield base_url, db
+        stack.check_alive()  # nothing crashed along the way
+    finally:
+        stack.stop()
+        await client.drop_database(database)
+        await client.close()
+
+
+async def test_uploaded_sheet_reaches_every_patient_and_opens_as_pdf_in_a_browser(
+    system: tuple[str, Database], tmp_path: Path
+) -> None:
+    base_url, db = system
+    admin = AdminClient(base_url)
+    try:
+        await admin.login("admin", PASSWORD)
+        batch_id = await admin.upload("results.xlsx", demo_sheet(PATIENTS))
+    finally:
+        await admin.close()
+
+    async def every_patient_texted() -> bool:
+        return await db.outbox.count_documents({}) >= PATIENTS
+
+    await eventually(every_patient_texted, timeout=240, interval=0.5)
+    batch = await wait_for_batch(db, batch_id, timeout=60)
+    assert (batch["reports_created"], batch["rejected_rows"]) == (PATIENTS, [])
+    assert (
+        await db.reports.count_documents({"batch_id": batch_id, "status": "notified"}) == PATIENTS
+    )
+    assert len(await db.outbox.distinct("to")) == PATIENTS  # one SMS each, none twice
+
+    sms = await db.outbox.find_one({})
+    assert sms is not None
+    link = re.search(r"https?://\S+", sms["body"])
+    assert link is not None
+    report = await db.reports.find_one({"patient.phone": sms["to"]})
+    assert report is not None
+    name, birth = report["patient"]["name"], report["patient"]["date_of_birth"]
+    value = next(r["value"] for r in report["results"] if r["flag"])
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = await browser.new_page(accept_downloads=True)
+            await page.goto(link.group(0))
+            await page.fill("input[name=date_of_birth]", birth)
+            await page.click("button[type=submit]")
+            await page.wait_for_url(re.compile(r"/report$"))
+            await page.screenshot(path=str(tmp_path / "portal.png"))
+            async with page.expect_download() as download_info:
+                await page.click("text=Download PDF")
+            download = await download_info.value
+            pdf = Path(await download.path()).read_bytes()
+        finally:
+            await browser.close()
+
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert name in text
+    assert value in text
+    actions = await db.audit.distinct("action", {"report_id": report["_id"]})
+    assert {"report.viewed", "report.downloaded"} <= set(actions)
