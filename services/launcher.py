@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +82,22 @@ def mongodb_server(storage: Path, port: int | None = None) -> Iterator[str]:
     finally:
         _stop(process)
         log.close()
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True)  # noqa: S603,S607
+
+
+@contextlib.contextmanager
+def rabbitmq_vhost(base_url: str = "amqp://guest:guest@127.0.0.1:5672/") -> Iterator[str]:
+    vhost = f"resultflow-test-{uuid.uuid4().hex[:12]}"
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        yield base_url.rstrip("/") + "/" + vhost
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            _rabbitmqctl("delete_vhost", vhost)
 
 
 class Stack:

@@ -9,31 +9,12 @@ servers you run yourself (e.g. MongoDB 7).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import subprocess
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from services.launcher import free_port, mongodb_server
+from services.launcher import free_port, mongodb_server, rabbitmq_vhost
 
 __all__ = ["drain", "eventually", "free_port", "mongodb_server", "rabbitmq_vhost"]
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True)
-
-
-@contextlib.contextmanager
-def rabbitmq_vhost(base_url: str = "amqp://guest:guest@127.0.0.1:5672/") -> Iterator[str]:
-    vhost = f"resultflow-test-{uuid.uuid4().hex[:12]}"
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    try:
-        yield base_url.rstrip("/") + "/" + vhost
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            _rabbitmqctl("delete_vhost", vhost)
 
 
 async def eventually(

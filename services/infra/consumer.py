@@ -84,8 +84,7 @@ async def _consume(
                 await handler(message)
             except PermanentError as error:
                 log.error("message.failed_permanently", reason=str(error))
-                await on_give_up(message, str(error))
-                await raw.reject()
+                await _give_up(raw, message, str(error), on_give_up)
                 return
             except Exception as error:
                 if attempt < topology.DELIVERY_LIMIT:
@@ -94,7 +93,18 @@ async def _consume(
                     return
                 reason = f"gave up after {attempt} attempts: {type(error).__name__}: {error}"
                 log.error("message.gave_up", attempt=attempt, exc_info=True)
-                await on_give_up(message, reason)
-                await raw.reject()
+                await _give_up(raw, message, reason, on_give_up)
                 return
             await raw.ack()
+
+
+async def _give_up(raw: RabbitMessage, message: M, reason: str, on_give_up: GiveUp[M]) -> None:
+    """Record the failure, then dead-letter the message; if recording fails, retry later
+    (past the delivery limit RabbitMQ dead-letters it by itself)."""
+    try:
+        await on_give_up(message, reason)
+    except Exception:
+        log.exception("message.give_up_failed")
+        await raw.nack(requeue=True)
+        return
+    await raw.reject()
