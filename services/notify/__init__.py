@@ -1,0 +1,1 @@
+"""The notify service: access links, the result-ready SMS, delivery receipts."""

@@ -1,0 +1,189 @@
+"""Pure rules of the notify stage: access links, the SMS text, receipts, Twilio signatures.
+
+No broker or database here; everything is a function of its arguments.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+PURPOSE_RESULT_READY = "result_ready"
+
+# Notification statuses. "sending" is a claim: an attempt is (or was) talking to the provider.
+SENDING = "sending"
+SENT = "sent"
+DELIVERED = "delivered"
+UNDELIVERED = "undelivered"
+FAILED = "failed"
+UNKNOWN = "unknown"
+
+# The SMS left the provider for the phone network: never send this one again.
+SENT_STATUSES = frozenset({SENT, DELIVERED, UNDELIVERED})
+
+OUTCOME_UNKNOWN_REASON = (
+    "SMS outcome unknown after an interrupted send; check the provider and resend"
+)
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+# --- access link -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccessLink:
+    token: str  # goes into the SMS only, never stored
+    url: str
+    access: dict[str, Any]  # what the report stores: the token's hash, never the token
+
+
+def new_token() -> str:
+    """256 random bits, URL-safe (43 characters, all in the GSM-7 alphabet)."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def access_link(
+    public_base_url: str, now: datetime, ttl_hours: int, token: str | None = None
+) -> AccessLink:
+    token = token or new_token()
+    access = {
+        "token_hash": token_hash(token),
+        "expires_at": now + timedelta(hours=ttl_hours),
+        "failed_attempts": 0,
+        "locked": False,
+    }
+    return AccessLink(token, f"{public_base_url.rstrip('/')}/r/{token}", access)
+
+
+# --- SMS text --------------------------------------------------------------------------------
+
+# GSM 03.38 basic character set; the extension table's characters cost two septets.
+_GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+GSM7_SINGLE_SEGMENT = 160
+UCS2_SINGLE_SEGMENT = 70
+
+
+def sms_units(text: str) -> tuple[str, int]:
+    """(encoding, length in that encoding's units) of `text` as an SMS."""
+    if all(c in _GSM7_BASIC or c in _GSM7_EXTENSION for c in text):
+        return "gsm7", sum(2 if c in _GSM7_EXTENSION else 1 for c in text)
+    return "ucs2", len(text.encode("utf-16-le")) // 2
+
+
+def fits_one_segment(text: str) -> bool:
+    encoding, units = sms_units(text)
+    limit = GSM7_SINGLE_SEGMENT if encoding == "gsm7" else UCS2_SINGLE_SEGMENT
+    return units <= limit
+
+
+def sms_body(lab_name: str, link: str) -> str:
+    """The result-ready SMS: who sends it, that a report is ready, the link, the second check.
+
+    No result values and no patient name: an SMS can be read by whoever holds the phone.
+    The longest wording that still fits one SMS segment is used.
+    """
+    lab = " ".join(lab_name.split()) or "Your laboratory"
+    candidates = (
+        f"{lab}: your laboratory report is ready. Open {link} and confirm your date of birth "
+        "to view it.",
+        f"{lab}: your report is ready. Open {link} and confirm your date of birth.",
+        f"{lab}: your report is ready: {link} (confirm your date of birth)",
+        f"{lab}: your report is ready: {link}",
+    )
+    return next((text for text in candidates if fits_one_segment(text)), candidates[-1])
+
+
+def is_e164(phone: str) -> bool:
+    return bool(_E164.match(phone))
+
+
+_PHONE_LIKE = re.compile(r"\+?\d[\d ()-]{5,}\d")
+
+
+def redact_phone_numbers(text: str) -> str:
+    """Provider error texts can quote the number ("The 'To' number +44... is not valid");
+    they end up in logs, so numbers are blanked out."""
+    return _PHONE_LIKE.sub("<number>", text)
+
+
+# --- delivery receipts -----------------------------------------------------------------------
+
+# How far a notification has got; a receipt never moves it back ("sent" after "delivered").
+_RANK = {SENDING: 0, UNKNOWN: 0, SENT: 1, DELIVERED: 2, UNDELIVERED: 2, FAILED: 2}
+
+# Provider receipt status -> notification status.
+_RECEIPT_STATUS = {
+    "queued": SENT,
+    "sent": SENT,
+    "delivered": DELIVERED,
+    "undelivered": UNDELIVERED,
+    "failed": FAILED,
+}
+
+# Twilio's most common delivery error codes, in words lab staff can act on.
+_TWILIO_ERRORS = {
+    "21610": "the recipient has opted out of messages",
+    "21614": "not a mobile number",
+    "30003": "phone unreachable or switched off",
+    "30004": "message blocked by the recipient or carrier",
+    "30005": "unknown or inactive number",
+    "30006": "landline or unreachable carrier",
+    "30007": "filtered by the carrier as spam",
+    "30008": "unknown carrier error",
+}
+
+
+def notification_status_for(receipt_status: str) -> str:
+    return _RECEIPT_STATUS[receipt_status]
+
+
+def statuses_before(status: str) -> list[str]:
+    """Notification statuses a receipt meaning `status` may still move forward from."""
+    return [s for s, rank in _RANK.items() if rank < _RANK[status]]
+
+
+def undelivered_reason(receipt_status: str, error_code: str) -> str:
+    code = error_code or receipt_status
+    meaning = _TWILIO_ERRORS.get(error_code)
+    return f"SMS not delivered: {code}" + (f" ({meaning})" if meaning else "")
+
+
+# --- Twilio request signatures ---------------------------------------------------------------
+
+
+def twilio_signature(
+    auth_token: str, url: str, params: Mapping[str, str] | Iterable[tuple[str, str]]
+) -> str:
+    """X-Twilio-Signature: base64 HMAC-SHA1 of the full URL + each POST key and value, sorted."""
+    pairs = params.items() if isinstance(params, Mapping) else params
+    payload = url + "".join(key + value for key, value in sorted(pairs))
+    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def twilio_signature_valid(
+    auth_token: str,
+    url: str,
+    params: Mapping[str, str] | Iterable[tuple[str, str]],
+    signature: str | None,
+) -> bool:
+    if not signature or not auth_token:
+        return False
+    expected = twilio_signature(auth_token, url, params)
+    return hmac.compare_digest(expected.encode(), signature.encode())

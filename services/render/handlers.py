@@ -1,0 +1,90 @@
+"""Render handlers: fill the report's template, store the .docx, ask for the PDF."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from contracts.v1 import ConvertReport, RenderReport, ReportStatus, utcnow
+from services.infra import report_status
+from services.infra.broker import publish
+from services.infra.consumer import PermanentError
+from services.infra.reports import ReportNotFoundError
+from services.infra.service import Resources
+from services.render import adapters, logic
+
+log = structlog.get_logger()
+
+TARGET = ReportStatus.RENDERED
+
+
+class RenderHandlers:
+    def __init__(self, resources: Resources, templates: adapters.Templates) -> None:
+        self.r = resources
+        self.templates = templates
+        settings = resources.settings
+        self.lab = logic.Lab(settings.lab_name, settings.lab_address, settings.lab_phone)
+
+    async def render_report(self, message: RenderReport) -> None:
+        try:
+            report = await self.r.reports.get(message.report_id)
+        except ReportNotFoundError:
+            raise PermanentError(f"report {message.report_id} does not exist") from None
+        if report_status.is_past(ReportStatus(report["status"]), TARGET):
+            if report["status"] == TARGET:
+                # A crash may have come between the status update and the publish.
+                await self._request_convert(report)
+            log.info("report.render_skipped", status=report["status"])
+            return
+
+        name = logic.template_name(report)
+        try:
+            renderer = await self.templates.get(name)
+            context = logic.build_context(report, self.lab, utcnow().date())
+        except adapters.UnknownTemplateError:
+            raise PermanentError(f"unknown report template {name!r}") from None
+        except logic.ReportDataError as error:
+            raise PermanentError(f"report data cannot be printed: {error}") from None
+
+        file_id = await self._stored_docx(report["_id"])
+        if file_id is None:
+            try:
+                data = await renderer.render(context)
+            except adapters.TemplateRenderError as error:
+                raise PermanentError(f"template {name!r}: {error}") from None
+            file_id = await self.r.files.put(
+                logic.docx_filename(report["_id"]),
+                data,
+                {
+                    "kind": "docx",
+                    "report_id": report["_id"],
+                    "template": name,
+                    "content_type": adapters.DOCX_CONTENT_TYPE,
+                },
+            )
+        if not await self.r.reports.advance(report, TARGET, fields={"docx_file_id": file_id}):
+            # Someone moved it meanwhile (a concurrent delivery, a supersede): re-read.
+            report = await self.r.reports.get(report["_id"])
+            if report["status"] != TARGET:
+                log.info("report.render_discarded", status=report["status"])
+                return
+        else:
+            log.info("report.rendered", file_id=file_id, template=name)
+        await self._request_convert(report)
+
+    async def _stored_docx(self, report_id: str) -> str | None:
+        """The .docx an earlier delivery stored before crashing, so none is stored twice."""
+        found: dict[str, Any] | None = await self.r.db["fs.files"].find_one(
+            {"metadata.report_id": report_id, "metadata.kind": "docx"}, {"_id": 1}
+        )
+        return str(found["_id"]) if found else None
+
+    async def _request_convert(self, report: dict[str, Any]) -> None:
+        await publish(
+            self.r.broker,
+            ConvertReport(report_id=report["_id"], correlation_id=report["correlation_id"]),
+        )
+
+    async def give_up(self, message: RenderReport, reason: str) -> None:
+        await self.r.reports.fail(message.report_id, reason)

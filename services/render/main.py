@@ -1,0 +1,31 @@
+"""Render service: `faststream run --factory services.render.main:create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from faststream import FastStream
+from pymongo import ASCENDING
+
+from contracts.v1 import RenderReport
+from services.infra.consumer import subscribe
+from services.infra.service import Resources, make_app
+from services.render.adapters import Templates
+from services.render.handlers import RenderHandlers
+
+
+def create_app(
+    resources: Resources | None = None, templates: Mapping[str, bytes] | None = None
+) -> FastStream:
+    """`templates`: extra named templates beside the shipped `default` (tests, local labs)."""
+    resources = resources or Resources.create("render")
+    handlers = RenderHandlers(resources, Templates(templates))
+    subscribe(resources.broker, RenderReport, on_give_up=handlers.give_up)(handlers.render_report)
+
+    async def ensure_docx_index() -> None:
+        # The redelivery check looks up a report's stored .docx by metadata.
+        await resources.db["fs.files"].create_index(
+            [("metadata.report_id", ASCENDING), ("metadata.kind", ASCENDING)]
+        )
+
+    return make_app(resources, on_startup=[ensure_docx_index])

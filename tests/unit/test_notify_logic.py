@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime, timedelta
+
+from services.notify import logic
+
+NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+BASE_URL = "https://results.example-lab.org"
+
+
+def test_access_link_carries_the_token_and_the_report_stores_only_its_hash() -> None:
+    link = logic.access_link(BASE_URL, NOW, ttl_hours=24)
+
+    assert link.url == f"{BASE_URL}/r/{link.token}"
+    assert link.access == {
+        "token_hash": hashlib.sha256(link.token.encode()).hexdigest(),
+        "expires_at": NOW + timedelta(hours=24),
+        "failed_attempts": 0,
+        "locked": False,
+    }
+    assert link.token not in str(link.access)
+
+
+def test_tokens_are_256_random_bits_and_never_repeat() -> None:
+    tokens = {logic.new_token() for _ in range(1000)}
+
+    assert len(tokens) == 1000
+    # 32 bytes in unpadded URL-safe base64 is 43 characters.
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", token) for token in tokens)
+
+
+def test_trailing_slash_of_the_public_url_does_not_double() -> None:
+    link = logic.access_link(BASE_URL + "/", NOW, ttl_hours=1, token="abc")
+
+    assert link.url == f"{BASE_URL}/r/abc"
+
+
+def test_sms_names_the_lab_and_the_link_and_fits_one_segment() -> None:
+    link = logic.access_link(BASE_URL, NOW, ttl_hours=1)
+
+    body = logic.sms_body("ResultFlow Demo Laboratory", link.url)
+
+    assert body.startswith("ResultFlow Demo Laboratory: ")
+    assert link.url in body
+    assert "date of birth" in body
+    assert logic.sms_units(body)[0] == "gsm7"
+    assert len(body) <= 160
+
+
+def test_sms_falls_back_to_shorter_wording_for_a_long_lab_name() -> None:
+    link = logic.access_link(BASE_URL, NOW, ttl_hours=1)
+    lab = "Saint Example University Hospital Clinical Biochemistry"
+
+    body = logic.sms_body(lab, link.url)
+
+    assert link.url in body
+    assert logic.fits_one_segment(body)
+
+
+def test_sms_still_carries_the_link_when_nothing_fits_one_segment() -> None:
+    link = logic.access_link(BASE_URL, NOW, ttl_hours=1)
+    lab = "Laboratorium Analityczne Szpitala Wojewódzkiego im. Świętego Łukasza"
+
+    body = logic.sms_body(lab, link.url)
+
+    assert link.url in body
+    assert body.startswith(lab)
+
+
+def test_sms_length_counts_gsm_extension_characters_twice_and_unicode_as_ucs2() -> None:
+    assert logic.sms_units("abc") == ("gsm7", 3)
+    assert logic.sms_units("a€[") == ("gsm7", 5)
+    assert logic.sms_units("Łukasz") == ("ucs2", 6)
+
+
+def test_only_e164_phone_numbers_are_accepted() -> None:
+    assert logic.is_e164("+447700900123")
+    assert not logic.is_e164("07700 900123")
+    assert not logic.is_e164("")
+    assert not logic.is_e164("+0123456789")
+
+
+def test_twilio_signature_matches_twilios_documented_example() -> None:
+    # The worked example of https://www.twilio.com/docs/usage/webhooks/webhooks-security
+    params = {
+        "CallSid": "CA1234567890ABCDE",
+        "Caller": "+12349013030",
+        "Digits": "1234",
+        "From": "+12349013030",
+        "To": "+18005551212",
+    }
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+
+    assert logic.twilio_signature("12345", url, params) == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    # Order of the parameters does not matter; they are sorted.
+    assert (
+        logic.twilio_signature("12345", url, list(reversed(params.items())))
+        == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    )
+
+
+def test_a_tampered_callback_or_wrong_token_fails_signature_validation() -> None:
+    url = "https://lab.example/webhooks/twilio/status"
+    params = {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered"}
+    signature = logic.twilio_signature("secret", url, params)
+
+    assert logic.twilio_signature_valid("secret", url, params, signature)
+    assert not logic.twilio_signature_valid(
+        "secret", url, {**params, "MessageStatus": "failed"}, signature
+    )
+    assert not logic.twilio_signature_valid("other", url, params, signature)
+    assert not logic.twilio_signature_valid("secret", url + "x", params, signature)
+    assert not logic.twilio_signature_valid("secret", url, params, None)
+    assert not logic.twilio_signature_valid("", url, params, signature)
+
+
+def test_receipts_never_move_a_notification_backwards() -> None:
+    assert logic.SENT in logic.statuses_before(logic.DELIVERED)
+    assert logic.SENDING in logic.statuses_before(logic.SENT)
+    assert logic.DELIVERED not in logic.statuses_before(logic.SENT)
+    assert logic.DELIVERED not in logic.statuses_before(logic.UNDELIVERED)
+    assert logic.notification_status_for("queued") == logic.SENT
+
+
+def test_undelivered_reason_gives_the_code_and_its_meaning() -> None:
+    assert logic.undelivered_reason("undelivered", "30003") == (
+        "SMS not delivered: 30003 (phone unreachable or switched off)"
+    )
+    assert logic.undelivered_reason("failed", "") == "SMS not delivered: failed"
+    assert logic.undelivered_reason("undelivered", "12345") == "SMS not delivered: 12345"
+
+
+def test_phone_numbers_in_provider_errors_are_blanked_out() -> None:
+    text = "The 'To' number +44 7700 900123 is not a valid phone number."
+
+    assert logic.redact_phone_numbers(text) == (
+        "The 'To' number <number> is not a valid phone number."
+    )
+    assert logic.redact_phone_numbers("Authenticate") == "Authenticate"
