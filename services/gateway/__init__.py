@@ -1,0 +1,1 @@
+"""Gateway: admin dashboard, patient portal, provider webhooks, health and metrics (aiohttp)."""

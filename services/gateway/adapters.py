@@ -1,0 +1,334 @@
+"""The gateway's persistence: users, admin sessions, login lockouts, portal sessions, audit,
+batches and the report queries behind the admin pages and the patient portal."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from contracts.v1 import ReportStatus, utcnow
+from services.gateway import logic
+from services.infra.database import Database
+
+# argon2-cffi's default type is argon2id.
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so both cases take as long.
+_DUMMY_HASH = _hasher.hash("not-a-real-password-only-for-timing")
+
+
+class UserError(ValueError):
+    """A user cannot be created as asked; the text says why."""
+
+
+async def ensure_gateway_indexes(db: Database) -> None:
+    await db.portal_sessions.create_index("token_hash", unique=True)
+    await db.batches.create_index([("uploaded_at", DESCENDING)])
+    await db.audit.create_index([("action", ASCENDING)])
+
+
+async def create_user(db: Database, username: str, password: str) -> None:
+    """Create an admin user with an argon2id password hash (used by `resultflow users create`)."""
+    if problem := logic.username_problem(username):
+        raise UserError(problem)
+    if problem := logic.password_problem(password):
+        raise UserError(problem)
+    password_hash = await asyncio.to_thread(_hasher.hash, password)
+    try:
+        await db.users.insert_one(
+            {
+                "username": username,
+                "password_hash": password_hash,
+                "role": "admin",
+                "created_at": utcnow(),
+            }
+        )
+    except DuplicateKeyError:
+        raise UserError(f"User {username!r} already exists.") from None
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+class Users:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def is_locked(self, username: str, now: datetime) -> bool:
+        record = await self._db.login_failures.find_one({"_id": username})
+        return record is not None and logic.login_locked(record.get("locked_until"), now)
+
+    async def check_password(self, username: str, password: str) -> bool:
+        user = await self._db.users.find_one({"username": username})
+        password_hash = user["password_hash"] if user else _DUMMY_HASH
+        # argon2 is deliberately slow (tens of ms): keep it off the event loop.
+        ok = await asyncio.to_thread(_verify, password_hash, password)
+        return ok and user is not None
+
+    async def record_failure(self, username: str, now: datetime) -> None:
+        record = await self._db.login_failures.find_one_and_update(
+            {"_id": username},
+            {"$inc": {"failures": 1}, "$set": {"last_failure_at": now}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        failures = int(record["failures"]) if record else 1
+        if until := logic.lock_after_failure(failures, now):
+            await self._db.login_failures.update_one(
+                {"_id": username}, {"$set": {"locked_until": until, "failures": 0}}
+            )
+
+    async def clear_failures(self, username: str) -> None:
+        await self._db.login_failures.delete_one({"_id": username})
+
+
+class Sessions:
+    """Admin sessions: the cookie holds a random token, the database only its SHA-256."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, username: str, now: datetime) -> str:
+        token = logic.new_token()
+        await self._db.sessions.insert_one(
+            {
+                "token_hash": logic.hash_token(token),
+                "username": username,
+                "csrf_token": logic.new_token(),
+                "created_at": now,
+                "expires_at": now + logic.ADMIN_SESSION_TTL,
+            }
+        )
+        return token
+
+    async def get(self, token: str, now: datetime) -> dict[str, Any] | None:
+        return await self._db.sessions.find_one(
+            {"token_hash": logic.hash_token(token), "expires_at": {"$gt": now}}
+        )
+
+    async def delete(self, token: str) -> None:
+        await self._db.sessions.delete_one({"token_hash": logic.hash_token(token)})
+
+
+class PortalSessions:
+    """A patient's short session after the date-of-birth check, bound to one report."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, report_id: str, now: datetime) -> str:
+        token = logic.new_token()
+        await self._db.portal_sessions.insert_one(
+            {
+                "token_hash": logic.hash_token(token),
+                "report_id": report_id,
+                "created_at": now,
+                "expires_at": now + logic.PORTAL_SESSION_TTL,
+            }
+        )
+        return token
+
+    async def valid(self, token: str, report_id: str, now: datetime) -> bool:
+        found = await self._db.portal_sessions.find_one(
+            {
+                "token_hash": logic.hash_token(token),
+                "report_id": report_id,
+                "expires_at": {"$gt": now},
+            }
+        )
+        return found is not None
+
+
+class Audit:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def write(
+        self, actor: str, action: str, report_id: str | None, detail: dict[str, Any]
+    ) -> None:
+        await self._db.audit.insert_one(
+            {
+                "at": utcnow(),
+                "actor": actor,
+                "action": action,
+                "report_id": report_id,
+                "detail": detail,
+            }
+        )
+
+
+class Batches:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(
+        self, *, lab_id: str, filename: str, file_id: str, uploaded_by: str
+    ) -> dict[str, Any]:
+        batch: dict[str, Any] = {
+            "_id": uuid.uuid4().hex,
+            "lab_id": lab_id,
+            "filename": filename,
+            "file_id": file_id,
+            "uploaded_by": uploaded_by,
+            "uploaded_at": utcnow(),
+            "correlation_id": uuid.uuid4().hex,
+            "status": "received",
+            "rows_total": 0,
+            "rows_accepted": 0,
+            "rejected_rows": [],
+            "reports_created": 0,
+            "duplicates": 0,
+            "failure_reason": "",
+        }
+        await self._db.batches.insert_one(batch)
+        return batch
+
+    async def fail(self, batch_id: str, reason: str) -> None:
+        await self._db.batches.update_one(
+            {"_id": batch_id, "status": "received"},
+            {"$set": {"status": "failed", "failure_reason": reason}},
+        )
+
+    async def get(self, batch_id: str) -> dict[str, Any] | None:
+        return await self._db.batches.find_one({"_id": batch_id})
+
+    async def recent(self, limit: int = 100) -> list[dict[str, Any]]:
+        cursor = self._db.batches.find().sort("uploaded_at", DESCENDING).limit(limit)
+        return await cursor.to_list()
+
+    async def status_counts(self, batch_ids: list[str]) -> dict[str, dict[str, int]]:
+        """Reports per status for each batch: {batch_id: {status: count}}."""
+        counts: dict[str, dict[str, int]] = {batch_id: {} for batch_id in batch_ids}
+        if not batch_ids:
+            return counts
+        cursor = await self._db.reports.aggregate(
+            [
+                {"$match": {"batch_id": {"$in": batch_ids}}},
+                {"$group": {"_id": {"batch": "$batch_id", "status": "$status"}, "n": {"$sum": 1}}},
+            ]
+        )
+        async for row in cursor:
+            counts.setdefault(row["_id"]["batch"], {})[row["_id"]["status"]] = int(row["n"])
+        return counts
+
+    async def summary(self, batch_id: str) -> dict[str, Any] | None:
+        batch = await self.get(batch_id)
+        if batch is None:
+            return None
+        counts = await self.status_counts([batch_id])
+        return logic.batch_count_summary(batch, counts[batch_id])
+
+    async def failed_reports(self, batch_id: str, limit: int = 500) -> list[dict[str, Any]]:
+        cursor = (
+            self._db.reports.find(
+                {"batch_id": batch_id, "status": ReportStatus.FAILED.value},
+                {"patient.patient_id": 1, "failure_reason": 1, "source": 1, "updated_at": 1},
+            )
+            .sort("updated_at", DESCENDING)
+            .limit(limit)
+        )
+        return await cursor.to_list()
+
+
+class ReportQueries:
+    """Reads and the portal's writes on `reports`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def page(
+        self, *, batch_id: str | None, status: str | None, page: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of reports (newest first) and whether there is a next page."""
+        query: dict[str, Any] = {}
+        if batch_id:
+            query["batch_id"] = batch_id
+        if status:
+            query["status"] = status
+        size = logic.REPORTS_PAGE_SIZE
+        cursor = (
+            self._db.reports.find(
+                query,
+                {
+                    "patient.patient_id": 1,
+                    "patient.name": 1,
+                    "sample_date": 1,
+                    "status": 1,
+                    "updated_at": 1,
+                    "created_at": 1,
+                    "failure_reason": 1,
+                    "batch_id": 1,
+                    "pdf_file_id": 1,
+                },
+            )
+            .sort([("created_at", DESCENDING), ("_id", ASCENDING)])
+            .skip((page - 1) * size)
+            .limit(size + 1)
+        )
+        rows = await cursor.to_list()
+        return rows[:size], len(rows) > size
+
+    async def get(self, report_id: str) -> dict[str, Any] | None:
+        return await self._db.reports.find_one({"_id": report_id})
+
+    async def by_link_token(self, token: str) -> dict[str, Any] | None:
+        if not logic.looks_like_token(token):
+            return None
+        return await self._db.reports.find_one({"access.token_hash": logic.hash_token(token)})
+
+    async def record_failed_check(self, report_id: str, max_attempts: int) -> int:
+        """Count one wrong date of birth (atomically); lock at the limit. Returns the count."""
+        report = await self._db.reports.find_one_and_update(
+            {"_id": report_id},
+            {"$inc": {"access.failed_attempts": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        failed = int(report["access"]["failed_attempts"]) if report else max_attempts
+        if failed >= max_attempts:
+            await self._db.reports.update_one({"_id": report_id}, {"$set": {"access.locked": True}})
+        return failed
+
+    async def clear_failed_checks(self, report_id: str) -> None:
+        await self._db.reports.update_one(
+            {"_id": report_id, "access.locked": {"$ne": True}},
+            {"$set": {"access.failed_attempts": 0}},
+        )
+
+
+class Stats:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def _group(self, collection: str, field: str, match: dict[str, Any]) -> dict[str, int]:
+        cursor = await self._db[collection].aggregate(
+            [{"$match": match}, {"$group": {"_id": f"${field}", "n": {"$sum": 1}}}]
+        )
+        return {str(row["_id"]): int(row["n"]) async for row in cursor}
+
+    async def reports_by_status(self) -> dict[str, int]:
+        return await self._group("reports", "status", {})
+
+    async def batches_by_status(self) -> dict[str, int]:
+        return await self._group("batches", "status", {})
+
+    async def portal_events(self) -> dict[str, int]:
+        return await self._group("audit", "action", {"actor": "patient"})
+
+
+class Outbox:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def recent(self, limit: int = 200) -> list[dict[str, Any]]:
+        cursor = self._db.outbox.find().sort("sent_at", DESCENDING).limit(limit)
+        return await cursor.to_list()

@@ -1,0 +1,305 @@
+"""Pure decisions of the gateway: passwords, tokens, lockouts, portal checks, counts, metrics.
+
+No broker, database or web imports here: everything is a function of its arguments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from contracts.v1 import ReportStatus
+
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024  # argon2 happily hashes more, but nobody types this much
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+
+LOGIN_MAX_FAILURES = 10
+LOGIN_LOCK = timedelta(minutes=15)
+ADMIN_SESSION_TTL = timedelta(hours=12)
+PORTAL_SESSION_TTL = timedelta(minutes=15)
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+REPORTS_PAGE_SIZE = 50
+
+# Order in which statuses are shown: the healthy path first, then the side exits.
+STATUS_ORDER: tuple[str, ...] = (
+    ReportStatus.RECEIVED,
+    ReportStatus.RENDERED,
+    ReportStatus.CONVERTED,
+    ReportStatus.HELD,
+    ReportStatus.RELEASED,
+    ReportStatus.NOTIFIED,
+    ReportStatus.DELIVERED,
+    ReportStatus.FAILED,
+    ReportStatus.SUPERSEDED,
+)
+BATCH_STATUSES: tuple[str, ...] = ("received", "ingested", "failed")
+
+
+# --- passwords and users ------------------------------------------------------------------
+
+
+def password_problem(password: str) -> str | None:
+    """Why `password` is not acceptable, or None when it is."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Password must be at least {MIN_PASSWORD_LENGTH} characters long."
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"Password must be at most {MAX_PASSWORD_LENGTH} characters long."
+    if password.strip() == "":
+        return "Password must not be only spaces."
+    return None
+
+
+def username_problem(username: str) -> str | None:
+    if not USERNAME_PATTERN.fullmatch(username):
+        return "Username must be 1-64 characters: letters, digits, '.', '_', '@' or '-'."
+    return None
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+def new_token() -> str:
+    """A random 256-bit token, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """What is stored in place of a token: its SHA-256, hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def tokens_match(expected: str | None, given: str | None) -> bool:
+    """Constant-time comparison; a missing value never matches."""
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def looks_like_token(token: str) -> bool:
+    # Link tokens are URL-safe base64; anything else cannot be one and is not looked up.
+    return bool(re.fullmatch(r"[A-Za-z0-9_-]{16,128}", token))
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after login: only a local path, never another site."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+# --- login lockout ------------------------------------------------------------------------
+
+
+def login_locked(locked_until: datetime | None, now: datetime) -> bool:
+    return locked_until is not None and locked_until > now
+
+
+def lock_after_failure(failures: int, now: datetime) -> datetime | None:
+    """After the `failures`-th consecutive failure: until when the username is locked."""
+    if failures >= LOGIN_MAX_FAILURES:
+        return now + LOGIN_LOCK
+    return None
+
+
+# --- patient portal -----------------------------------------------------------------------
+
+
+class LinkState(StrEnum):
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    LOCKED = "locked"
+    OPEN = "open"
+
+
+def link_state(report: Mapping[str, Any] | None, now: datetime, max_attempts: int) -> LinkState:
+    """Whether a report's access link may be used for a date-of-birth check."""
+    if report is None or not report.get("access"):
+        return LinkState.UNKNOWN
+    access = report["access"]
+    if report.get("status") == ReportStatus.SUPERSEDED or access.get("expires_at") is None:
+        return LinkState.EXPIRED
+    if access["expires_at"] < now:
+        return LinkState.EXPIRED
+    if access.get("locked") or int(access.get("failed_attempts", 0)) >= max_attempts:
+        return LinkState.LOCKED
+    return LinkState.OPEN
+
+
+def parse_date_of_birth(form: Mapping[str, str]) -> date | None:
+    """The date entered in the portal form: `date_of_birth` (YYYY-MM-DD) or day/month/year."""
+    iso = (form.get("date_of_birth") or "").strip()
+    if iso:
+        try:
+            return date.fromisoformat(iso)
+        except ValueError:
+            return None
+    try:
+        day = int((form.get("day") or "").strip())
+        month = int((form.get("month") or "").strip())
+        year = int((form.get("year") or "").strip())
+    except ValueError:
+        return None
+    if year < 100:  # a two-digit year is ambiguous for a birth date
+        return None
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def date_of_birth_matches(entered: date, stored: str | date | None) -> bool:
+    if stored is None:
+        return False
+    if isinstance(stored, datetime):
+        stored = stored.date()
+    if isinstance(stored, date):
+        return entered == stored
+    try:
+        return entered == date.fromisoformat(str(stored)[:10])
+    except ValueError:
+        return False
+
+
+def remaining_attempts(failed_attempts: int, max_attempts: int) -> int:
+    return max(0, max_attempts - failed_attempts)
+
+
+def report_download_name(sample_date: str | date | None) -> str:
+    text = str(sample_date or "")[:10]
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return "laboratory-report.pdf"
+    return f"laboratory-report-{text}.pdf"
+
+
+# --- batches ------------------------------------------------------------------------------
+
+
+def upload_problem(filename: str, data: bytes) -> str | None:
+    """Why an uploaded file cannot be a results sheet, or None."""
+    if not filename.lower().endswith(".xlsx"):
+        return "Only Excel workbooks (.xlsx) can be uploaded."
+    if not data:
+        return "The file is empty."
+    if len(data) > MAX_UPLOAD_BYTES:
+        return f"The file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
+    if not data.startswith(b"PK\x03\x04"):  # .xlsx is a zip archive
+        return "The file is not a valid .xlsx workbook."
+    return None
+
+
+def clean_filename(filename: str) -> str:
+    """The last path component, without control characters, at most 200 characters."""
+    name = re.split(r"[\\/]", filename)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[-200:] or "upload.xlsx"
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, list | tuple):
+        return len(value)
+    return 0
+
+
+def batch_count_summary(
+    batch: Mapping[str, Any], status_counts: Mapping[str, int]
+) -> dict[str, Any]:
+    """The numbers a batch page shows (and the live stream sends), JSON-ready."""
+    statuses = {status: int(status_counts.get(status, 0)) for status in STATUS_ORDER}
+    for status, count in status_counts.items():  # a status added later still shows
+        statuses.setdefault(status, int(count))
+    total = sum(statuses.values())
+    finished = statuses[ReportStatus.DELIVERED] + statuses[ReportStatus.SUPERSEDED]
+    failed = statuses[ReportStatus.FAILED]
+    return {
+        "batch_id": batch["_id"],
+        "batch_status": batch.get("status", "received"),
+        "rows_total": int(batch.get("rows_total") or 0),
+        "rows_accepted": int(batch.get("rows_accepted") or 0),
+        "rows_rejected": _count(batch.get("rejected_rows")),
+        "reports_created": int(batch.get("reports_created") or 0),
+        "duplicates": _count(batch.get("duplicates")),
+        "reports_total": total,
+        "reports_failed": failed,
+        "reports_in_progress": total - finished - failed,
+        "statuses": statuses,
+    }
+
+
+# --- text helpers -------------------------------------------------------------------------
+
+_URL = re.compile(r"https?://\S+")
+_PORTAL_PATH = re.compile(r"^/r/[^/?#]+")
+
+
+def first_link(text: str) -> str | None:
+    match = _URL.search(text)
+    return match.group(0).rstrip(".,;)") if match else None
+
+
+def redact_path(path: str) -> str:
+    """A request path fit for logs: the portal link token replaced."""
+    return _PORTAL_PATH.sub("/r/<token>", path)
+
+
+def metrics_text(
+    report_counts: Mapping[str, int],
+    batch_counts: Mapping[str, int],
+    audit_counts: Mapping[str, int],
+) -> str:
+    """Prometheus text exposition of the current counts."""
+    lines = [
+        "# HELP resultflow_reports Reports by status.",
+        "# TYPE resultflow_reports gauge",
+    ]
+    statuses = list(STATUS_ORDER) + sorted(set(report_counts) - set(STATUS_ORDER))
+    lines += [
+        f'resultflow_reports{{status="{s}"}} {int(report_counts.get(s, 0))}' for s in statuses
+    ]
+    lines += [
+        "# HELP resultflow_batches Uploaded batches by status.",
+        "# TYPE resultflow_batches gauge",
+    ]
+    batch_statuses = list(BATCH_STATUSES) + sorted(set(batch_counts) - set(BATCH_STATUSES))
+    lines += [
+        f'resultflow_batches{{status="{s}"}} {int(batch_counts.get(s, 0))}' for s in batch_statuses
+    ]
+    lines += [
+        "# HELP resultflow_portal_events Audited patient portal events by action.",
+        "# TYPE resultflow_portal_events gauge",
+    ]
+    lines += [
+        f'resultflow_portal_events{{action="{a}"}} {int(n)}'
+        for a, n in sorted(audit_counts.items())
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# --- Twilio -------------------------------------------------------------------------------
+
+# Twilio's MessageStatus values mapped onto the contract's receipt statuses.
+_TWILIO_STATUS = {
+    "accepted": "queued",
+    "scheduled": "queued",
+    "queued": "queued",
+    "sending": "queued",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+    "canceled": "failed",
+}
+
+
+def twilio_receipt_status(message_status: str) -> str | None:
+    return _TWILIO_STATUS.get(message_status.strip().lower())

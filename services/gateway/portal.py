@@ -1,0 +1,200 @@
+"""The patient portal: the SMS link, a date-of-birth check, then the report PDF.
+
+Everything is keyed by the link token, which is looked up by its SHA-256 only. No patient
+data and no token ever reaches the logs (the access log redacts `/r/<token>`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from contracts.v1 import utcnow
+from services.gateway import logic
+from services.gateway.adapters import Audit, PortalSessions, ReportQueries
+from services.gateway.web import client_detail, redirect, render
+from services.infra.service import Resources
+
+log = structlog.get_logger()
+
+PORTAL_CSRF_COOKIE = "rf_portal_csrf"
+PORTAL_SESSION_COOKIE = "rf_portal"
+
+
+class PortalHandlers:
+    def __init__(self, resources: Resources) -> None:
+        self._resources = resources
+        self._settings = resources.settings
+        self._reports = ReportQueries(resources.db)
+        self._sessions = PortalSessions(resources.db)
+        self._audit = Audit(resources.db)
+
+    def _lab(self) -> dict[str, str]:
+        return {"lab_name": self._settings.lab_name, "lab_phone": self._settings.lab_phone}
+
+    def _set_cookie(
+        self, response: web.StreamResponse, name: str, value: str, token: str, max_age: int
+    ) -> None:
+        response.set_cookie(
+            name,
+            value,
+            path=f"/r/{token}",
+            max_age=max_age,
+            httponly=True,
+            samesite="Strict",
+            secure=self._settings.cookie_secure,
+        )
+
+    async def _load(self, token: str) -> tuple[dict[str, Any] | None, logic.LinkState]:
+        report = await self._reports.by_link_token(token)
+        return report, logic.link_state(report, utcnow(), self._settings.portal_max_attempts)
+
+    def _closed_page(self, request: web.Request, state: logic.LinkState) -> web.Response:
+        pages = {
+            logic.LinkState.UNKNOWN: (
+                404,
+                "This link is not valid",
+                "Check that you opened the whole link from the text message.",
+            ),
+            logic.LinkState.EXPIRED: (
+                410,
+                "This link has expired",
+                "For your privacy, result links work for a limited time. Please contact the lab.",
+            ),
+            logic.LinkState.LOCKED: (
+                403,
+                "Too many attempts",
+                "This link has been locked after "
+                "too many wrong dates of birth. Please contact the lab.",
+            ),
+        }
+        status, title, message = pages[state]
+        return render(
+            request,
+            "portal_message.html",
+            {"title": title, "message": message, "state": state.value, **self._lab()},
+            status=status,
+        )
+
+    def _check_page(
+        self, request: web.Request, token: str, *, error: str = "", status: int = 200
+    ) -> web.Response:
+        csrf = request.cookies.get(PORTAL_CSRF_COOKIE) or logic.new_token()
+        response = render(
+            request,
+            "portal_check.html",
+            {"token": token, "csrf_token": csrf, "error": error, **self._lab()},
+            status=status,
+        )
+        self._set_cookie(response, PORTAL_CSRF_COOKIE, csrf, token, max_age=3600)
+        return response
+
+    async def check_form(self, request: web.Request) -> web.StreamResponse:
+        token = request.match_info["token"]
+        _, state = await self._load(token)
+        if state is not logic.LinkState.OPEN:
+            return self._closed_page(request, state)
+        return self._check_page(request, token)
+
+    async def check(self, request: web.Request) -> web.StreamResponse:
+        token = request.match_info["token"]
+        report, state = await self._load(token)
+        if report is None or state is not logic.LinkState.OPEN:
+            return self._closed_page(request, state)
+        form = await request.post()
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        if not logic.tokens_match(
+            request.cookies.get(PORTAL_CSRF_COOKIE), fields.get("csrf_token")
+        ):
+            return self._check_page(
+                request,
+                token,
+                error="The page expired. Please enter your date of birth again.",
+                status=403,
+            )
+        entered = logic.parse_date_of_birth(fields)
+        if entered is None:
+            return self._check_page(
+                request, token, error="Please enter a complete date of birth.", status=400
+            )
+        if not logic.date_of_birth_matches(entered, report["patient"].get("date_of_birth")):
+            return await self._wrong_date(request, token, report)
+        await self._reports.clear_failed_checks(report["_id"])
+        session = await self._sessions.create(report["_id"], utcnow())
+        log.info("portal.check_passed", report_id=report["_id"])
+        response = redirect(f"/r/{token}/report")
+        self._set_cookie(
+            response,
+            PORTAL_SESSION_COOKIE,
+            session,
+            token,
+            max_age=int(logic.PORTAL_SESSION_TTL.total_seconds()),
+        )
+        return response
+
+    async def _wrong_date(
+        self, request: web.Request, token: str, report: dict[str, Any]
+    ) -> web.StreamResponse:
+        limit = self._settings.portal_max_attempts
+        failed = await self._reports.record_failed_check(report["_id"], limit)
+        detail = client_detail(request)
+        if failed >= limit:
+            await self._audit.write("patient", "portal.locked", report["_id"], detail)
+            log.warning("portal.locked", report_id=report["_id"])
+            return self._closed_page(request, logic.LinkState.LOCKED)
+        await self._audit.write("patient", "portal.check_failed", report["_id"], detail)
+        log.info("portal.check_failed", report_id=report["_id"], failed_attempts=failed)
+        left = logic.remaining_attempts(failed, limit)
+        noun = "attempt" if left == 1 else "attempts"
+        return self._check_page(
+            request,
+            token,
+            error=f"That date of birth does not match our records. {left} {noun} left.",
+            status=400,
+        )
+
+    async def _authorised(self, request: web.Request) -> tuple[str, dict[str, Any]]:
+        """The report behind a link whose owner passed the check; else back to the check."""
+        token = request.match_info["token"]
+        report, state = await self._load(token)
+        if report is None or state is not logic.LinkState.OPEN:
+            raise web.HTTPSeeOther(f"/r/{token}")  # which says what is wrong with the link
+        session = request.cookies.get(PORTAL_SESSION_COOKIE)
+        if not session or not await self._sessions.valid(session, report["_id"], utcnow()):
+            raise web.HTTPSeeOther(f"/r/{token}")
+        return token, report
+
+    async def report_page(self, request: web.Request) -> web.StreamResponse:
+        token, report = await self._authorised(request)
+        await self._audit.write("patient", "report.viewed", report["_id"], client_detail(request))
+        log.info("report.viewed", report_id=report["_id"])
+        return render(
+            request,
+            "portal_report.html",
+            {"token": token, "sample_date": report.get("sample_date", ""), **self._lab()},
+        )
+
+    async def report_pdf(self, request: web.Request) -> web.StreamResponse:
+        _, report = await self._authorised(request)
+        if not report.get("pdf_file_id"):
+            raise web.HTTPNotFound()
+        stored = await self._resources.files.get(report["pdf_file_id"])
+        download = request.query.get("download") == "1"
+        if download:
+            await self._audit.write(
+                "patient", "report.downloaded", report["_id"], client_detail(request)
+            )
+            log.info("report.downloaded", report_id=report["_id"])
+        name = logic.report_download_name(report.get("sample_date"))
+        disposition = "attachment" if download else "inline"
+        return web.Response(
+            body=stored.data,
+            headers={
+                "Content-Type": "application/pdf",
+                "Content-Disposition": f'{disposition}; filename="{name}"',
+                # The PDF viewer needs more than the pages' policy; it may only be framed here.
+                "Content-Security-Policy": "frame-ancestors 'self'",
+            },
+        )

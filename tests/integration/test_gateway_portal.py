@@ -1,0 +1,197 @@
+"""The patient portal against the MongoDB-protocol server: link, date-of-birth check, PDF."""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pypdf import PdfWriter
+
+from contracts.v1 import utcnow
+from services.gateway.logic import hash_token, new_token
+from services.gateway.main import create_app
+from services.infra.database import Database
+from services.infra.service import Resources
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+DATE_OF_BIRTH = "1980-05-17"
+
+
+def small_pdf() -> bytes:
+    writer = PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+async def resources(make_resources: Callable[[str], Resources]) -> Resources:
+    return make_resources("gateway")
+
+
+@pytest.fixture
+async def client(resources: Resources) -> AsyncIterator[TestClient[Any, Any]]:
+    async with TestClient(TestServer(create_app(resources))) as test_client:
+        yield test_client
+
+
+async def notified_report(
+    resources: Resources, *, pdf: bytes | None = None, expires_in: timedelta = timedelta(days=30)
+) -> tuple[str, str]:
+    """A report as notify leaves it: PDF stored, access link created. Returns (id, token)."""
+    report_id = uuid.uuid4().hex
+    token = new_token()
+    pdf_id = await resources.files.put(
+        "report.pdf", pdf or small_pdf(), {"kind": "pdf", "report_id": report_id}
+    )
+    await resources.db.reports.insert_one(
+        {
+            "_id": report_id,
+            "lab_id": "demo-lab",
+            "batch_id": None,
+            "source_key": f"lis:{report_id}",
+            "version": 1,
+            "correlation_id": report_id,
+            "patient": {
+                "patient_id": "P1",
+                "name": "Ada Example",
+                "date_of_birth": DATE_OF_BIRTH,
+                "phone": "+447700900123",
+            },
+            "sample_date": "2026-03-02",
+            "status": "notified",
+            "pdf_file_id": pdf_id,
+            "access": {
+                "token_hash": hash_token(token),
+                "expires_at": utcnow() + expires_in,
+                "failed_attempts": 0,
+                "locked": False,
+            },
+        }
+    )
+    return report_id, token
+
+
+async def submit_date(client: TestClient[Any, Any], token: str, **fields: str) -> tuple[int, str]:
+    form = await client.get(f"/r/{token}")
+    match = CSRF.search(await form.text())
+    assert match, "no date-of-birth form"
+    response = await client.post(f"/r/{token}", data={"csrf_token": match.group(1), **fields})
+    return response.status, await response.text()
+
+
+async def test_right_date_of_birth_shows_the_report_and_downloads_the_stored_pdf(
+    client: TestClient[Any, Any], resources: Resources, db: Database
+) -> None:
+    pdf = small_pdf()
+    report_id, token = await notified_report(resources, pdf=pdf)
+    status, page = await submit_date(client, token, day="17", month="5", year="1980")
+    assert status == 200
+    assert f"/r/{token}/report.pdf?download=1" in page
+    assert "<iframe" in page
+
+    inline = await client.get(f"/r/{token}/report.pdf")
+    assert inline.status == 200 and await inline.read() == pdf
+    download = await client.get(f"/r/{token}/report.pdf?download=1")
+    assert download.status == 200
+    assert await download.read() == pdf
+    assert download.headers["Content-Type"] == "application/pdf"
+    assert download.headers["Content-Disposition"] == (
+        'attachment; filename="laboratory-report-2026-03-02.pdf"'
+    )
+    assert download.headers["Cache-Control"] == "no-store"
+
+    actions = [a["action"] async for a in db.audit.find({"report_id": report_id}).sort("at", 1)]
+    assert actions == ["report.viewed", "report.downloaded"]
+    viewed = await db.audit.find_one({"action": "report.viewed"})
+    assert viewed and viewed["actor"] == "patient" and set(viewed["detail"]) == {"ip", "user_agent"}
+
+
+async def test_date_input_in_iso_form_is_accepted_too(
+    client: TestClient[Any, Any], resources: Resources
+) -> None:
+    _, token = await notified_report(resources)
+    status, page = await submit_date(client, token, date_of_birth=DATE_OF_BIRTH)
+    assert status == 200 and "Download PDF" in page
+
+
+async def test_report_is_not_shown_without_passing_the_check(
+    client: TestClient[Any, Any], resources: Resources
+) -> None:
+    _, token = await notified_report(resources)
+    for path in (f"/r/{token}/report", f"/r/{token}/report.pdf?download=1"):
+        response = await client.get(path, allow_redirects=False)
+        assert response.status == 303 and response.headers["Location"] == f"/r/{token}"
+
+
+async def test_five_wrong_dates_lock_the_link_and_the_right_date_no_longer_opens_it(
+    client: TestClient[Any, Any], resources: Resources, db: Database
+) -> None:
+    report_id, token = await notified_report(resources)
+    for attempt in range(1, 5):
+        status, page = await submit_date(client, token, day="1", month="1", year="1990")
+        assert status == 400
+        left = 5 - attempt
+        assert f"{left} attempt{'s' if left != 1 else ''} left" in page
+    status, page = await submit_date(client, token, day="1", month="1", year="1990")
+    assert status == 403 and "Too many attempts" in page
+
+    opened = await client.get(f"/r/{token}")
+    assert opened.status == 403 and "Too many attempts" in await opened.text()
+    response = await client.post(
+        f"/r/{token}", data={"day": "17", "month": "5", "year": "1980", "csrf_token": "x"}
+    )
+    assert response.status == 403
+    assert (await client.get(f"/r/{token}/report", allow_redirects=False)).status == 303
+
+    report = await db.reports.find_one({"_id": report_id})
+    assert report and report["access"]["locked"] is True
+    actions = [a["action"] async for a in db.audit.find({"report_id": report_id})]
+    assert actions.count("portal.check_failed") == 4 and actions.count("portal.locked") == 1
+
+
+async def test_expired_link_says_so_and_gives_the_lab_phone(
+    client: TestClient[Any, Any], resources: Resources
+) -> None:
+    _, token = await notified_report(resources, expires_in=timedelta(minutes=-1))
+    response = await client.get(f"/r/{token}")
+    assert response.status == 410
+    page = await response.text()
+    assert "This link has expired" in page and resources.settings.lab_phone in page
+
+
+async def test_unknown_link_is_not_valid(client: TestClient[Any, Any]) -> None:
+    response = await client.get(f"/r/{new_token()}")
+    assert response.status == 404
+    assert "This link is not valid" in await response.text()
+
+
+async def test_portal_pages_carry_privacy_headers(
+    client: TestClient[Any, Any], resources: Resources
+) -> None:
+    _, token = await notified_report(resources)
+    response = await client.get(f"/r/{token}")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert "frame-ancestors 'self'" in response.headers["Content-Security-Policy"]
+    assert "Ada Example" not in await response.text()
+
+
+async def test_date_check_without_the_form_token_counts_nothing(
+    client: TestClient[Any, Any], resources: Resources, db: Database
+) -> None:
+    report_id, token = await notified_report(resources)
+    response = await client.post(f"/r/{token}", data={"day": "17", "month": "5", "year": "1980"})
+    assert response.status == 403
+    assert (await client.get(f"/r/{token}/report", allow_redirects=False)).status == 303
+    report = await db.reports.find_one({"_id": report_id})
+    assert report and report["access"]["failed_attempts"] == 0

@@ -1,0 +1,174 @@
+"""Pure gateway rules: passwords, tokens, lockouts, the portal check, counts, metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.gateway import logic
+from services.gateway.logic import LinkState
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def report(**access: object) -> dict[str, object]:
+    base = {"token_hash": "h", "expires_at": NOW + timedelta(days=1), "failed_attempts": 0}
+    return {"status": "notified", "access": {**base, **access}}
+
+
+def test_passwords_shorter_than_twelve_characters_are_refused() -> None:
+    assert logic.password_problem("elevenchars") is not None
+    assert logic.password_problem("twelve chars") is None
+    assert logic.password_problem(" " * 20) is not None
+
+
+def test_usernames_are_plain_identifiers() -> None:
+    assert logic.username_problem("lab.admin@example") is None
+    assert logic.username_problem("") is not None
+    assert logic.username_problem("a b") is not None
+
+
+def test_tokens_are_256_bit_and_stored_only_as_their_sha256() -> None:
+    token = logic.new_token()
+    assert len(token) == 43 and token != logic.new_token()
+    assert len(logic.hash_token(token)) == 64 and token not in logic.hash_token(token)
+    assert logic.tokens_match(token, token)
+    assert not logic.tokens_match(token, token[:-1] + "x")
+    assert not logic.tokens_match("", "")
+    assert not logic.tokens_match(token, None)
+
+
+def test_login_locks_for_fifteen_minutes_at_the_tenth_failure() -> None:
+    assert logic.lock_after_failure(9, NOW) is None
+    until = logic.lock_after_failure(10, NOW)
+    assert until == NOW + timedelta(minutes=15)
+    assert logic.login_locked(until, NOW + timedelta(minutes=14))
+    assert not logic.login_locked(until, NOW + timedelta(minutes=16))
+    assert not logic.login_locked(None, NOW)
+
+
+def test_after_login_only_local_paths_are_followed() -> None:
+    assert logic.safe_next("/batches/abc?x=1") == "/batches/abc?x=1"
+    for target in ("https://evil.example/", "//evil.example", "/\\evil", None, ""):
+        assert logic.safe_next(target) == "/"
+
+
+def test_link_state_tells_unknown_expired_locked_and_open_apart() -> None:
+    assert logic.link_state(None, NOW, 5) is LinkState.UNKNOWN
+    assert logic.link_state({"status": "converted"}, NOW, 5) is LinkState.UNKNOWN
+    assert logic.link_state(report(), NOW, 5) is LinkState.OPEN
+    assert logic.link_state(report(expires_at=NOW - timedelta(seconds=1)), NOW, 5) is (
+        LinkState.EXPIRED
+    )
+    assert logic.link_state(report(locked=True), NOW, 5) is LinkState.LOCKED
+    assert logic.link_state(report(failed_attempts=5), NOW, 5) is LinkState.LOCKED
+    superseded = {**report(), "status": "superseded"}
+    assert logic.link_state(superseded, NOW, 5) is LinkState.EXPIRED
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"date_of_birth": "1980-05-17"},
+        {"day": "17", "month": "5", "year": "1980"},
+        {"day": " 17 ", "month": "05", "year": "1980", "date_of_birth": ""},
+    ],
+)
+def test_date_of_birth_is_read_from_a_date_input_or_three_fields(form: dict[str, str]) -> None:
+    assert logic.parse_date_of_birth(form) == date(1980, 5, 17)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {},
+        {"date_of_birth": "17/05/1980"},
+        {"day": "31", "month": "2", "year": "1980"},
+        {"day": "17", "month": "5", "year": "80"},
+        {"day": "x", "month": "5", "year": "1980"},
+    ],
+)
+def test_incomplete_or_impossible_dates_are_not_a_date_of_birth(form: dict[str, str]) -> None:
+    assert logic.parse_date_of_birth(form) is None
+
+
+def test_date_of_birth_matches_the_stored_iso_date_only() -> None:
+    assert logic.date_of_birth_matches(date(1980, 5, 17), "1980-05-17")
+    assert not logic.date_of_birth_matches(date(1980, 5, 18), "1980-05-17")
+    assert not logic.date_of_birth_matches(date(1980, 5, 17), None)
+    assert not logic.date_of_birth_matches(date(1980, 5, 17), "garbage")
+
+
+def test_remaining_attempts_never_go_below_zero() -> None:
+    assert logic.remaining_attempts(3, 5) == 2
+    assert logic.remaining_attempts(7, 5) == 0
+
+
+def test_download_name_carries_the_sample_date() -> None:
+    assert logic.report_download_name("2026-03-02") == "laboratory-report-2026-03-02.pdf"
+    assert logic.report_download_name('2026"; evil') == "laboratory-report.pdf"
+    assert logic.report_download_name(None) == "laboratory-report.pdf"
+
+
+def test_only_real_xlsx_files_up_to_ten_megabytes_are_accepted() -> None:
+    assert logic.upload_problem("results.XLSX", b"PK\x03\x04rest") is None
+    assert logic.upload_problem("results.csv", b"PK\x03\x04") is not None
+    assert logic.upload_problem("results.xlsx", b"") is not None
+    assert logic.upload_problem("results.xlsx", b"MZ not a zip") is not None
+    too_big = b"PK\x03\x04" + b"0" * logic.MAX_UPLOAD_BYTES
+    assert logic.upload_problem("results.xlsx", too_big) is not None
+
+
+def test_uploaded_file_names_lose_their_path() -> None:
+    assert logic.clean_filename("C:\\Users\\lab\\monday.xlsx") == "monday.xlsx"
+    assert logic.clean_filename("../../etc/x.xlsx") == "x.xlsx"
+    assert logic.clean_filename("") == "upload.xlsx"
+
+
+def test_batch_summary_counts_every_status_and_what_is_still_moving() -> None:
+    batch = {
+        "_id": "b1",
+        "status": "ingested",
+        "rows_total": 10,
+        "rows_accepted": 8,
+        "rejected_rows": [{"row": 3, "reason": "x"}, {"row": 4, "reason": "y"}],
+        "duplicates": 1,
+    }
+    summary = logic.batch_count_summary(
+        batch, {"received": 1, "delivered": 2, "failed": 1, "notified": 1}
+    )
+    assert summary["rows_rejected"] == 2 and summary["duplicates"] == 1
+    assert summary["reports_total"] == 5
+    assert summary["reports_failed"] == 1
+    assert summary["reports_in_progress"] == 2
+    assert summary["statuses"]["rendered"] == 0
+    assert list(summary["statuses"])[:3] == ["received", "rendered", "converted"]
+
+
+def test_portal_tokens_are_cut_out_of_logged_paths() -> None:
+    assert logic.redact_path("/r/abcDEF123_-xyz/report.pdf") == "/r/<token>/report.pdf"
+    assert logic.redact_path("/r/abcDEF123_-xyz") == "/r/<token>"
+    assert logic.redact_path("/batches/b1") == "/batches/b1"
+
+
+def test_outbox_link_is_found_in_the_sms_text() -> None:
+    body = "Your results are ready: https://lab.example/r/tok123. Lab +44 20"
+    assert logic.first_link(body) == "https://lab.example/r/tok123"
+    assert logic.first_link("no link") is None
+
+
+def test_metrics_list_every_status_even_when_zero() -> None:
+    text = logic.metrics_text({"delivered": 3}, {"ingested": 1}, {"report.viewed": 2})
+    assert 'resultflow_reports{status="delivered"} 3' in text
+    assert 'resultflow_reports{status="failed"} 0' in text
+    assert 'resultflow_batches{status="ingested"} 1' in text
+    assert 'resultflow_portal_events{action="report.viewed"} 2' in text
+    assert text.endswith("\n")
+
+
+def test_twilio_statuses_map_onto_receipt_statuses() -> None:
+    assert logic.twilio_receipt_status("delivered") == "delivered"
+    assert logic.twilio_receipt_status("sending") == "queued"
+    assert logic.twilio_receipt_status("read") == "delivered"
+    assert logic.twilio_receipt_status("receiving") is None
