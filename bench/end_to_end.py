@@ -33,7 +33,7 @@ PASSWORD = "benchmark password 1"
 
 
 async def pipeline(db: Database, stack: Stack, settings: Settings, reports: int) -> dict[str, Any]:
-    await stack.wait_ready(settings.amqp_url, settings.public_base_url)
+    await stack.wait_ready()
     await create_user(db, "bench", PASSWORD)
     sheet = demo_sheet(reports)
     admin = AdminClient(settings.public_base_url)
@@ -133,17 +133,16 @@ def main() -> None:
         mongodb_uri = stack_of_things.enter_context(mongodb_server(var / "mongodb"))
         amqp_url = stack_of_things.enter_context(rabbitmq_vhost())
         port = free_port()
-        env = {
-            "MONGODB_URI": mongodb_uri,
-            "AMQP_URL": amqp_url,
-            "RESULTFLOW_MONGODB_DATABASE": f"bench_{uuid.uuid4().hex[:6]}",
-            "RESULTFLOW_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-            "RESULTFLOW_GATEWAY_PORT": str(port),
-            "RESULTFLOW_WORK_DIR": str(var / "work"),
-        }
-        settings = Settings(**env)  # type: ignore[arg-type]
+        settings = Settings(
+            MONGODB_URI=mongodb_uri,
+            AMQP_URL=amqp_url,
+            mongodb_database=f"bench_{uuid.uuid4().hex[:6]}",
+            public_base_url=f"http://127.0.0.1:{port}",
+            gateway_port=port,
+            work_dir=var / "work",
+        )
         stack = stack_of_things.enter_context(
-            Stack(env, var / "logs", {**WORKERS, "convert": args.converters})
+            Stack(settings, var / "logs", {**WORKERS, "convert": args.converters})
         )
 
         async def measure() -> tuple[dict[str, Any], list[dict[str, Any]]]:

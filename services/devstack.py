@@ -101,7 +101,7 @@ def admin_password(var: Path) -> tuple[str, bool]:
 
 
 async def _prepare_and_demo(settings: Settings, var: Path, stack: Stack, demo: bool) -> None:
-    await stack.wait_ready(settings.amqp_url, settings.public_base_url)
+    await stack.wait_ready()
     password, new = admin_password(var)
     client, db = connect(settings)
     try:
@@ -141,13 +141,11 @@ def run_everything(var: Path, demo: bool = True) -> None:
     var = var.resolve()
     var.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack_of_things:
-        env: dict[str, str] = {}
+        settings = Settings()
         if "MONGODB_URI" not in os.environ:
-            env["MONGODB_URI"] = stack_of_things.enter_context(
-                mongodb_server(var / "mongodb", port=27018)
-            )
-        settings = Settings(**({"MONGODB_URI": env["MONGODB_URI"]} if env else {}))
-        stack = stack_of_things.enter_context(Stack(env, var / "logs"))
+            uri = stack_of_things.enter_context(mongodb_server(var / "mongodb", port=27018))
+            settings = settings.model_copy(update={"mongodb_uri": uri})
+        stack = stack_of_things.enter_context(Stack(settings, var / "logs"))
         try:
             asyncio.run(_prepare_and_demo(settings, var, stack, demo))
             while True:

@@ -22,6 +22,7 @@ import aio_pika
 from pymongo import MongoClient
 
 from contracts import topology
+from services.infra.settings import Settings
 
 # service -> processes; convert is the CPU-heavy one and scales by running more.
 WORKERS = {"ingest": 1, "render": 1, "convert": 2, "notify": 1}
@@ -100,11 +101,22 @@ def rabbitmq_vhost(base_url: str = "amqp://guest:guest@127.0.0.1:5672/") -> Iter
             _rabbitmqctl("delete_vhost", vhost)
 
 
+def environment(settings: Settings) -> dict[str, str]:
+    """The environment that gives a service process exactly these settings."""
+    values = settings.model_dump(mode="json")
+    env = {f"RESULTFLOW_{name.upper()}": str(value) for name, value in values.items()}
+    env["MONGODB_URI"], env["AMQP_URL"] = settings.mongodb_uri, settings.amqp_url
+    return env
+
+
 class Stack:
     """Every service as its own process, logs in `log_dir`, all stopped on exit."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, workers: dict[str, int] | None = None):
-        self.env = {**os.environ, **env}
+    def __init__(
+        self, settings: Settings, log_dir: Path, workers: dict[str, int] | None = None
+    ) -> None:
+        self.settings = settings
+        self.env = {**os.environ, **environment(settings)}
         self.log_dir = log_dir
         self.workers = workers or WORKERS
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -133,13 +145,14 @@ class Stack:
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited ({process.returncode}); see {self.log_dir}")
 
-    async def wait_ready(self, amqp_url: str, gateway_url: str, timeout: float = 120) -> None:
+    async def wait_ready(self, timeout: float = 120) -> None:
         """Until every queue has its consumers and the gateway answers its health check."""
         import aiohttp
 
         expected = {q.name: self.workers.get(q.consumer, 1) for q in topology.QUEUES}
         deadline = time.monotonic() + timeout
-        connection = await aio_pika.connect(amqp_url)
+        gateway_url = self.settings.public_base_url
+        connection = await aio_pika.connect(self.settings.amqp_url)
         async with connection, aiohttp.ClientSession() as http:
             while True:
                 self.check_alive()

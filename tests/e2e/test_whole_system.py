@@ -32,21 +32,21 @@ async def system(
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     database = f"e2e_{uuid.uuid4().hex[:8]}"
-    env = {
-        "MONGODB_URI": mongodb_uri,
-        "AMQP_URL": amqp_url,
-        "RESULTFLOW_MONGODB_DATABASE": database,
-        "RESULTFLOW_PUBLIC_BASE_URL": base_url,
-        "RESULTFLOW_GATEWAY_PORT": str(port),
-        "RESULTFLOW_WORK_DIR": str(tmp_path / "work"),
-    }
-    client, db = connect(Settings(MONGODB_URI=mongodb_uri, mongodb_database=database))
+    settings = Settings(
+        MONGODB_URI=mongodb_uri,
+        AMQP_URL=amqp_url,
+        mongodb_database=database,
+        public_base_url=base_url,
+        gateway_port=port,
+        work_dir=tmp_path / "work",
+    )
+    client, db = connect(settings)
     await ensure_indexes(db)
     await create_user(db, "admin", PASSWORD)
-    stack = Stack(env, tmp_path / "logs")
+    stack = Stack(settings, tmp_path / "logs")
     try:
         stack.start()
-        await stack.wait_ready(amqp_url, base_url)
+        await stack.wait_ready()
         yield base_url, db
         stack.check_alive()  # nothing crashed along the way
     finally:
@@ -94,7 +94,10 @@ async def test_uploaded_sheet_reaches_every_patient_and_opens_as_pdf_in_a_browse
         try:
             page = await browser.new_page(accept_downloads=True)
             await page.goto(link.group(0))
-            await page.fill("input[name=date_of_birth]", birth)
+            year, month, day = birth.split("-")
+            await page.get_by_label("Day").fill(day)
+            await page.get_by_label("Month").fill(month)
+            await page.get_by_label("Year").fill(year)
             await page.click("button[type=submit]")
             await page.wait_for_url(re.compile(r"/report$"))
             await page.screenshot(path=str(tmp_path / "portal.png"))
