@@ -13,7 +13,6 @@ from services.convert.adapters import DocumentRejectedError, LibreOffice
 from services.infra.broker import publish
 from services.infra.consumer import PermanentError
 from services.infra.report_status import is_past
-from services.infra.reports import ReportNotFoundError
 from services.infra.service import Resources
 
 log = structlog.get_logger()
@@ -26,10 +25,7 @@ class ConvertHandlers:
 
     async def convert_report(self, message: ConvertReport) -> None:
         reports = self._resources.reports
-        try:
-            report = await reports.get(message.report_id)
-        except ReportNotFoundError:
-            raise PermanentError("the report does not exist") from None
+        report = await reports.get(message.report_id)
         status = ReportStatus(report["status"])
         if is_past(status, ReportStatus.CONVERTED):
             # Redelivered: the PDF exists. Publish again in case we crashed before it went out.
@@ -40,12 +36,12 @@ class ConvertHandlers:
         if status is not ReportStatus.RENDERED or not report.get("docx_file_id"):
             raise PermanentError(f"the report has no rendered .docx (status {status.value})")
 
-        stored = await self._stored_pdf(report["_id"])
+        stored = await self._resources.files.find_for_report(report["_id"], "pdf")
         if stored is None:
             pdf_file_id, sha256 = await self._convert_and_store(report)
         else:
             # A PDF stored just before a crash: keep it rather than make a second one.
-            pdf_file_id, sha256 = stored
+            pdf_file_id, sha256 = stored[0], str(stored[1]["sha256"])
             log.info("report.pdf_reused", pdf_file_id=pdf_file_id)
 
         fields = {"pdf_file_id": pdf_file_id, "pdf_sha256": sha256}
@@ -79,16 +75,6 @@ class ConvertHandlers:
             logic.pdf_file_metadata(report["_id"], sha256),
         )
         return pdf_file_id, sha256
-
-    async def _stored_pdf(self, report_id: str) -> tuple[str, str] | None:
-        # GridFS writes the files document after the last chunk, so one found is complete.
-        found = await self._resources.db["fs.files"].find_one(
-            {"metadata.kind": "pdf", "metadata.report_id": report_id},
-            sort=[("uploadDate", 1)],
-        )
-        if found is None:
-            return None
-        return str(found["_id"]), str(found["metadata"]["sha256"])
 
     async def _notify(self, report: dict[str, Any]) -> None:
         await publish(

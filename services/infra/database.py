@@ -36,6 +36,9 @@ async def ensure_indexes(db: Database) -> None:
         name="notification_once",
     )
     await db.notifications.create_index("provider_message_id", sparse=True)
+    await db["fs.files"].create_index(
+        [("metadata.report_id", ASCENDING), ("metadata.kind", ASCENDING)]
+    )
     await db.users.create_index("username", unique=True)
     await db.sessions.create_index("token_hash", unique=True)
     await db.audit.create_index([("report_id", ASCENDING), ("at", ASCENDING)])

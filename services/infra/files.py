@@ -22,10 +22,22 @@ class StoredFile:
 class FileStore:
     def __init__(self, db: Database) -> None:
         self._bucket = AsyncGridFSBucket(db)
+        self._files = db["fs.files"]
 
     async def put(self, filename: str, data: bytes, metadata: dict[str, Any] | None = None) -> str:
         file_id = await self._bucket.upload_from_stream(filename, data, metadata=metadata or {})
         return str(file_id)
+
+    async def find_for_report(self, report_id: str, kind: str) -> tuple[str, dict[str, Any]] | None:
+        """Id and metadata of the `kind` file stored for a report, if any (oldest first).
+
+        Lets a redelivered message reuse what an interrupted one stored. GridFS writes the
+        files document after the last chunk, so a file found here is complete.
+        """
+        found = await self._files.find_one(
+            {"metadata.report_id": report_id, "metadata.kind": kind}, sort=[("uploadDate", 1)]
+        )
+        return (str(found["_id"]), dict(found["metadata"])) if found else None
 
     async def get(self, file_id: str) -> StoredFile:
         stream = await self._bucket.open_download_stream(ObjectId(file_id))

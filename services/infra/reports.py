@@ -14,14 +14,16 @@ from faststream.rabbit import RabbitBroker
 
 from contracts.v1 import ReportStatus, ReportStatusChanged, utcnow
 from services.infra.broker import publish
+from services.infra.consumer import PermanentError
 from services.infra.database import Database
 from services.infra.report_status import sources_of
 
 log = structlog.get_logger()
 
 
-class ReportNotFoundError(LookupError):
-    pass
+class ReportNotFoundError(PermanentError):
+    def __init__(self, report_id: str) -> None:
+        super().__init__(f"report {report_id} does not exist")
 
 
 class Reports:

@@ -22,7 +22,6 @@ from pymongo.errors import DuplicateKeyError
 from contracts.v1 import NotifyPatient, ReportStatus, SmsReceipt, utcnow
 from services.infra import report_status
 from services.infra.consumer import PermanentError
-from services.infra.reports import ReportNotFoundError
 from services.infra.service import Resources
 from services.notify import logic
 from services.notify.adapters import OutcomeUnknown, ProviderRefused, SentSms, SmsProvider
@@ -61,10 +60,7 @@ class NotifyHandlers:
     # --- NotifyPatient --------------------------------------------------------------------
 
     async def notify_patient(self, message: NotifyPatient) -> None:
-        try:
-            report = await self._reports.get(message.report_id)
-        except ReportNotFoundError:
-            raise PermanentError("report not found") from None
+        report = await self._reports.get(message.report_id)
         status = ReportStatus(report["status"])
         if report_status.is_past(status, ReportStatus.NOTIFIED):
             # Already notified (or failed/superseded): notify is the last command, nothing

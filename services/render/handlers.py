@@ -10,7 +10,6 @@ from contracts.v1 import ConvertReport, RenderReport, ReportStatus, utcnow
 from services.infra import report_status
 from services.infra.broker import publish
 from services.infra.consumer import PermanentError
-from services.infra.reports import ReportNotFoundError
 from services.infra.service import Resources
 from services.render import adapters, logic
 
@@ -27,10 +26,7 @@ class RenderHandlers:
         self.lab = logic.Lab(settings.lab_name, settings.lab_address, settings.lab_phone)
 
     async def render_report(self, message: RenderReport) -> None:
-        try:
-            report = await self.r.reports.get(message.report_id)
-        except ReportNotFoundError:
-            raise PermanentError(f"report {message.report_id} does not exist") from None
+        report = await self.r.reports.get(message.report_id)
         if report_status.is_past(ReportStatus(report["status"]), TARGET):
             if report["status"] == TARGET:
                 # A crash may have come between the status update and the publish.
@@ -47,7 +43,8 @@ class RenderHandlers:
         except logic.ReportDataError as error:
             raise PermanentError(f"report data cannot be printed: {error}") from None
 
-        file_id = await self._stored_docx(report["_id"])
+        stored = await self.r.files.find_for_report(report["_id"], "docx")
+        file_id = stored[0] if stored else None
         if file_id is None:
             try:
                 data = await renderer.render(context)
@@ -72,13 +69,6 @@ class RenderHandlers:
         else:
             log.info("report.rendered", file_id=file_id, template=name)
         await self._request_convert(report)
-
-    async def _stored_docx(self, report_id: str) -> str | None:
-        """The .docx an earlier delivery stored before crashing, so none is stored twice."""
-        found: dict[str, Any] | None = await self.r.db["fs.files"].find_one(
-            {"metadata.report_id": report_id, "metadata.kind": "docx"}, {"_id": 1}
-        )
-        return str(found["_id"]) if found else None
 
     async def _request_convert(self, report: dict[str, Any]) -> None:
         await publish(

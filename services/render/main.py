@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from faststream import FastStream
-from pymongo import ASCENDING
 
 from contracts.v1 import RenderReport
 from services.infra.consumer import subscribe
@@ -22,10 +21,4 @@ def create_app(
     handlers = RenderHandlers(resources, Templates(templates))
     subscribe(resources.broker, RenderReport, on_give_up=handlers.give_up)(handlers.render_report)
 
-    async def ensure_docx_index() -> None:
-        # The redelivery check looks up a report's stored .docx by metadata.
-        await resources.db["fs.files"].create_index(
-            [("metadata.report_id", ASCENDING), ("metadata.kind", ASCENDING)]
-        )
-
-    return make_app(resources, on_startup=[ensure_docx_index])
+    return make_app(resources)
