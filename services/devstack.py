@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import secrets
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,14 @@ async def _prepare_and_demo(settings: Settings, var: Path, stack: Stack, demo: b
         await client.close()
 
 
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_everything(var: Path, demo: bool = True) -> None:
+    # Ctrl-C, a closed terminal or a plain `kill` all stop every process this started.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop_on_signal)
     var = var.resolve()
     var.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack_of_things:

@@ -210,6 +210,14 @@ def _count(value: Any) -> int:
     return 0
 
 
+IN_PROGRESS = (
+    ReportStatus.RECEIVED,
+    ReportStatus.RENDERED,
+    ReportStatus.CONVERTED,
+    ReportStatus.RELEASED,
+)
+
+
 def batch_count_summary(
     batch: Mapping[str, Any], status_counts: Mapping[str, int]
 ) -> dict[str, Any]:
@@ -218,8 +226,10 @@ def batch_count_summary(
     for status, count in status_counts.items():  # a status added later still shows
         statuses.setdefault(status, int(count))
     total = sum(statuses.values())
-    finished = statuses[ReportStatus.DELIVERED] + statuses[ReportStatus.SUPERSEDED]
     failed = statuses[ReportStatus.FAILED]
+    # Still moving through the pipeline; notified is done on our side (receipt pending),
+    # held waits for a person.
+    in_progress = sum(statuses[s] for s in IN_PROGRESS)
     return {
         "batch_id": batch["_id"],
         "batch_status": batch.get("status", "received"),
@@ -230,7 +240,7 @@ def batch_count_summary(
         "duplicates": _count(batch.get("duplicates")),
         "reports_total": total,
         "reports_failed": failed,
-        "reports_in_progress": total - finished - failed,
+        "reports_in_progress": in_progress,
         "statuses": statuses,
     }
 
