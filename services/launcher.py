@@ -120,8 +120,11 @@ class Stack:
         self.log_dir = log_dir
         self.workers = workers or WORKERS
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._commands: dict[str, list[str]] = {}
+        self.killed_pids: list[int] = []
 
     def _spawn(self, name: str, args: list[str]) -> None:
+        self._commands[name] = args
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = (self.log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(  # noqa: S603 - our own services
@@ -174,6 +177,17 @@ class Stack:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"services not ready after {timeout}s; see {self.log_dir}")
                 await asyncio.sleep(0.5)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process (its whole group), as a crash or an OOM kill would."""
+        process = self.processes[name]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        self.killed_pids.append(process.pid)
+
+    def restart(self, name: str) -> None:
+        """Start a stopped process again, as a supervisor would."""
+        self._spawn(name, self._commands[name])
 
     def stop(self) -> None:
         for process in self.processes.values():

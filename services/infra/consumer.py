@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from contracts import topology
 from contracts.v1 import Message
-from services.infra.broker import EXCHANGE, rabbit_queue
+from services.infra.broker import DEAD_LETTER_EXCHANGE, EXCHANGE, rabbit_queue
 
 log = structlog.get_logger()
 
@@ -54,7 +54,7 @@ def subscribe(
     def decorator(handler: Handler[M]) -> Handler[M]:
         @broker.subscriber(rabbit_queue(queue), EXCHANGE, ack_policy=AckPolicy.MANUAL)
         async def consume(raw: RabbitMessage) -> None:
-            await _consume(raw, message_type, handler, on_give_up)
+            await _consume(broker, raw, message_type, handler, on_give_up)
 
         return handler
 
@@ -62,7 +62,11 @@ def subscribe(
 
 
 async def _consume(
-    raw: RabbitMessage, message_type: type[M], handler: Handler[M], on_give_up: GiveUp[M]
+    broker: RabbitBroker,
+    raw: RabbitMessage,
+    message_type: type[M],
+    handler: Handler[M],
+    on_give_up: GiveUp[M],
 ) -> None:
     with structlog.contextvars.bound_contextvars(
         correlation_id=raw.correlation_id, message_type=message_type.routing_key
@@ -70,8 +74,9 @@ async def _consume(
         try:
             message = message_type.model_validate_json(raw.body)
         except ValidationError as error:
-            log.error("message.rejected_invalid", reason=validation_summary(error))
-            await raw.reject()
+            reason = validation_summary(error)
+            log.error("message.rejected_invalid", reason=reason)
+            await _dead_letter_with_reason(broker, raw, message_type, reason)
             return
         ids: dict[str, Any] = {
             key: getattr(message, key)
@@ -96,6 +101,25 @@ async def _consume(
                 await _give_up(raw, message, reason, on_give_up)
                 return
             await raw.ack()
+
+
+async def _dead_letter_with_reason(
+    broker: RabbitBroker, raw: RabbitMessage, message_type: type[Message], reason: str
+) -> None:
+    """Park a message that is not a valid contract in its dead-letter queue, with the reason
+    in a header, so whoever sent it (an LIS team) can see what was wrong."""
+    queue = topology.queue_for(message_type)
+    await broker.publish(
+        raw.body,
+        exchange=DEAD_LETTER_EXCHANGE,
+        routing_key=queue.dead_letter_queue,
+        persist=True,
+        mandatory=True,
+        headers={**(raw.headers or {}), "x-rejection-reason": reason},
+        correlation_id=raw.correlation_id,
+        content_type=raw.content_type,
+    )
+    await raw.ack()
 
 
 async def _give_up(raw: RabbitMessage, message: M, reason: str, on_give_up: GiveUp[M]) -> None:

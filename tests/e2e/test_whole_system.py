@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,58 +11,19 @@ from playwright.async_api import async_playwright
 from pypdf import PdfReader
 
 from services.demo import demo_sheet
-from services.devstack import AdminClient, wait_for_batch
-from services.gateway.adapters import create_user
-from services.infra.database import Database, connect, ensure_indexes
-from services.infra.settings import Settings
-from services.launcher import Stack, free_port
+from services.devstack import wait_for_batch
+from tests.e2e.conftest import System
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 PATIENTS = 20
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-async def system(
-    mongodb_uri: str, amqp_url: str, tmp_path: Path, empty_queues: None
-) -> AsyncIterator[tuple[str, Database]]:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    database = f"e2e_{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        MONGODB_URI=mongodb_uri,
-        AMQP_URL=amqp_url,
-        mongodb_database=database,
-        public_base_url=base_url,
-        gateway_port=port,
-        work_dir=tmp_path / "work",
-    )
-    client, db = connect(settings)
-    await ensure_indexes(db)
-    await create_user(db, "admin", PASSWORD)
-    stack = Stack(settings, tmp_path / "logs")
-    try:
-        stack.start()
-        await stack.wait_ready()
-        yield base_url, db
-        stack.check_alive()  # nothing crashed along the way
-    finally:
-        stack.stop()
-        await client.drop_database(database)
-        await client.close()
 
 
 async def test_uploaded_sheet_reaches_every_patient_and_opens_as_pdf_in_a_browser(
-    system: tuple[str, Database], tmp_path: Path
+    system: System, tmp_path: Path
 ) -> None:
-    base_url, db = system
-    admin = AdminClient(base_url)
-    try:
-        await admin.login("admin", PASSWORD)
-        batch_id = await admin.upload("results.xlsx", demo_sheet(PATIENTS))
-    finally:
-        await admin.close()
+    db = system.db
+    batch_id = await system.upload("results.xlsx", demo_sheet(PATIENTS))
 
     async def every_patient_texted() -> bool:
         return await db.outbox.count_documents({}) >= PATIENTS
@@ -113,3 +72,4 @@ async def test_uploaded_sheet_reaches_every_patient_and_opens_as_pdf_in_a_browse
     assert value in text
     actions = await db.audit.distinct("action", {"report_id": report["_id"]})
     assert {"report.viewed", "report.downloaded"} <= set(actions)
+    system.stack.check_alive()  # nothing crashed along the way
