@@ -9,12 +9,47 @@ servers you run yourself (e.g. MongoDB 7).
 from __future__ import annotations
 
 import asyncio
+import re
+import uuid
 from collections.abc import Callable
+from datetime import date
+from pathlib import Path
 from typing import Any
 
+from aiohttp.test_utils import TestClient
+
+from contracts.v1 import LabResult, Patient, ReportStatus, utcnow
+from services.ingest import logic as ingest
 from services.launcher import free_port, mongodb_server, rabbitmq_vhost
 
-__all__ = ["drain", "eventually", "free_port", "mongodb_server", "rabbitmq_vhost"]
+__all__ = [
+    "csrf_from",
+    "drain",
+    "eventually",
+    "free_port",
+    "mongodb_server",
+    "office_processes",
+    "rabbitmq_vhost",
+    "report_document",
+]
+
+PATIENT: dict[str, Any] = {
+    "patient_id": "P-1",
+    "name": "Amelia Thornbury",
+    "date_of_birth": "1980-02-03",
+    "sex": "F",
+    "phone": "+447700900123",
+}
+RESULTS: list[dict[str, Any]] = [
+    {
+        "test": "Glucose",
+        "value": "5.4",
+        "unit": "mmol/L",
+        "reference_range": "3.9-5.6",
+        "flag": "",
+    }
+]
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 async def eventually(
@@ -48,3 +83,78 @@ async def drain(amqp_url: str, queue: str) -> list[dict[str, Any]]:
             await message.ack()
             bodies.append(json.loads(message.body))
     return bodies
+
+
+def report_document(
+    *,
+    status: str = "received",
+    report_id: str | None = None,
+    batch_id: str | None = None,
+    patient: dict[str, Any] | None = None,
+    results: list[dict[str, Any]] | None = None,
+    sample_date: str = "2026-03-02",
+    comments: str = "",
+    **fields: Any,
+) -> dict[str, Any]:
+    """A `reports` document built by ingest's own `report_document`, then moved to `status`.
+
+    An LIS report unless `batch_id` is given (then a sheet report of that batch). `patient`
+    entries replace those of `PATIENT`; `results` replaces `RESULTS`. The history holds one
+    entry, `status`. Any other keyword (e.g. `lab_id`, `template`, `docx_file_id`, `history`)
+    is set on the document as given.
+    """
+    report_id = report_id or uuid.uuid4().hex
+    person = Patient.model_validate({**PATIENT, **(patient or {})})
+    sampled = date.fromisoformat(sample_date)
+    if batch_id is None:
+        source: dict[str, Any] = {"kind": "lis", "message_id": report_id, "accession": report_id}
+        source_key = f"lis:{report_id}"
+    else:
+        source = {"kind": "sheet", "batch_id": batch_id, "rows": [2]}
+        source_key = ingest.sheet_source_key(person.patient_id, sampled)
+    draft = ingest.ReportDraft(
+        source_key=source_key,
+        patient=person,
+        sample_date=sampled,
+        results=[LabResult.model_validate(r) for r in (RESULTS if results is None else results)],
+        rows=source.get("rows", []),
+        comments=comments,
+    )
+    now = utcnow()
+    document = ingest.report_document(
+        draft,
+        report_id=report_id,
+        lab_id="demo-lab",
+        correlation_id=batch_id or f"corr-{report_id}",
+        source=source,
+        now=now,
+    )
+    document["status"] = ReportStatus(status).value
+    document["history"] = [{"status": document["status"], "at": now, "reason": ""}]
+    document.update(fields)
+    return document
+
+
+async def csrf_from(client: TestClient[Any, Any], path: str) -> str:
+    """The CSRF token of the form on the gateway page at `path`."""
+    response = await client.get(path)
+    match = CSRF.search(await response.text())
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def office_processes(work_dir: Path) -> list[tuple[int, int]]:
+    """(pid, process group) of every live LibreOffice process with its profile in work_dir."""
+    marker = f"-env:UserInstallation={work_dir.as_uri()}/"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if any(arg.startswith(marker) for arg in argv) and fields[0] != "Z":
+            found.append((int(entry.name), int(fields[2])))
+    return found

@@ -1,4 +1,5 @@
-"""structlog as JSON lines on stdout. Never log patient data: ids only."""
+"""structlog as JSON lines on stdout, for our own events and for every library's logging
+(FastStream, aiohttp, PyMongo) alike. Never log patient data: ids only."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ import sys
 
 import structlog
 
+# What a library's log record gets before rendering, like our own events.
+_FOREIGN_CHAIN: list[structlog.typing.Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_logger_name,
+    structlog.stdlib.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
 
 def configure_logging(service: str, level: int = logging.INFO) -> None:
-    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -22,5 +30,25 @@ def configure_logging(service: str, level: int = logging.INFO) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_FOREIGN_CHAIN,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)  # libraries: warnings and errors only
+    app_logger().setLevel(level)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
+
+
+def app_logger() -> logging.Logger:
+    """The stdlib logger FastStream reports start-up and shutdown through."""
+    return logging.getLogger("resultflow.app")

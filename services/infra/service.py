@@ -13,7 +13,7 @@ from pymongo import AsyncMongoClient
 from services.infra.broker import declare_topology, make_broker
 from services.infra.database import Database, connect, ensure_indexes
 from services.infra.files import FileStore
-from services.infra.logging import configure_logging
+from services.infra.logging import app_logger, configure_logging
 from services.infra.reports import Reports
 from services.infra.settings import Settings, get_settings
 
@@ -57,6 +57,7 @@ def make_app(
 ) -> FastStream:
     return FastStream(
         resources.broker,
+        logger=app_logger(),
         on_startup=[resources.start, *on_startup],
         on_shutdown=[*on_shutdown, resources.close],
     )

@@ -1,4 +1,5 @@
-"""SMS providers: the development outbox and Twilio's REST API.
+"""The notify stage's outside world: the `notifications` record, the report's access link,
+and the SMS providers (the development outbox and Twilio's REST API).
 
 Every provider tells three outcomes apart, because "never send twice" depends on it:
 a `SentSms` (the provider has the message), `ProviderRefused` (it definitely does not:
@@ -8,17 +9,26 @@ request may have reached it; sending again could mean a second SMS).
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 import aiohttp
-from pymongo.errors import ConnectionFailure, PyMongoError
+import structlog
+from pymongo import ReturnDocument
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from contracts.v1 import utcnow
 from services.infra.database import Database
-from services.notify.logic import redact_phone_numbers
+from services.infra.settings import Settings
+from services.notify import logic
+
+log = structlog.get_logger()
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,225 @@ class ProviderRefused(Exception):
 
 class OutcomeUnknown(Exception):
     """The request may have reached the provider: the SMS may or may not have been sent."""
+
+
+# --- persistence -----------------------------------------------------------------------------
+
+_RECORD_SENT_TRIES = 5
+
+
+class Notifications:
+    """The `notifications` collection: one record per report version and purpose, whose
+    `status` is the claim that keeps an SMS from going out twice.
+
+    An attempt claims the record ("claimed"), marks it "sending" just before it calls the
+    provider, and renews its heartbeat throughout, so another worker holding a duplicate
+    message can tell an attempt still running (wait for it) from one that died before the
+    provider call (take the claim over and send) or during it (outcome unknown: never guess,
+    send nothing). Every change is conditional on the status it moves from.
+    """
+
+    def __init__(self, db: Database, *, heartbeat_every: timedelta = logic.HEARTBEAT_EVERY) -> None:
+        self._collection = db.notifications
+        self._heartbeat_every = heartbeat_every
+
+    async def claim(self, key: dict[str, Any], to: str, provider: str) -> dict[str, Any] | None:
+        """Create the record as this attempt's claim; None when one already exists."""
+        now = utcnow()
+        record = {
+            "_id": uuid.uuid4().hex,
+            **key,
+            "to": to,
+            "provider": provider,
+            "status": logic.CLAIMED,
+            "provider_message_id": None,
+            "error": None,
+            "attempts": 1,
+            "heartbeat_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            await self._collection.insert_one(record)
+        except DuplicateKeyError:
+            return None
+        return record
+
+    async def get(self, key: dict[str, Any]) -> dict[str, Any]:
+        record = await self._collection.find_one(key)
+        if record is None:  # pragma: no cover - records are never deleted
+            raise RuntimeError("notification record vanished")
+        return record
+
+    async def find_by_provider_message(
+        self, provider: str, provider_message_id: str
+    ) -> dict[str, Any] | None:
+        return await self._collection.find_one(
+            {"provider": provider, "provider_message_id": provider_message_id}
+        )
+
+    async def reclaim(
+        self, record: dict[str, Any], to: str, provider: str
+    ) -> dict[str, Any] | None:
+        """Claim, for this attempt, a record the provider refused or whose attempt died before
+        calling the provider; None when another worker re-claimed it first."""
+        if record["status"] == logic.CLAIMED:  # only if its owner is still silent
+            unchanged = {"status": logic.CLAIMED, "heartbeat_at": record.get("heartbeat_at")}
+        else:
+            unchanged = {"status": logic.FAILED, "refused": True}
+        now = utcnow()
+        return await self._collection.find_one_and_update(
+            {"_id": record["_id"], **unchanged},
+            {
+                "$set": {
+                    "status": logic.CLAIMED,
+                    "to": to,
+                    "provider": provider,
+                    "heartbeat_at": now,
+                    "updated_at": now,
+                },
+                "$inc": {"attempts": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+
+    @contextlib.asynccontextmanager
+    async def keep_alive(self, notification_id: str) -> AsyncIterator[None]:
+        """Renew the claim's heartbeat in the background for as long as the block runs."""
+        task = asyncio.create_task(self._heartbeat(notification_id))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _heartbeat(self, notification_id: str) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_every.total_seconds())
+            try:
+                await self._collection.update_one(
+                    {"_id": notification_id, "status": {"$in": list(logic.OWNED)}},
+                    {"$set": {"heartbeat_at": utcnow()}},
+                )
+            except Exception:
+                # A missed beat must not break the send it guards; the next one may work.
+                log.warning("notify.heartbeat_failed", notification_id=notification_id)
+
+    async def start_sending(self, notification_id: str) -> bool:
+        """Mark the claim as talking to the provider, from which point a crash means the
+        outcome is unknown; False when this attempt no longer owns the claim."""
+        result = await self._collection.update_one(
+            {"_id": notification_id, "status": logic.CLAIMED},
+            {"$set": {"status": logic.SENDING, "heartbeat_at": utcnow(), "updated_at": utcnow()}},
+        )
+        return result.modified_count > 0
+
+    async def release(self, notification_id: str, error: str) -> None:
+        """Nothing reached the provider: give the claim up so a later attempt may re-claim."""
+        await self._set_if_owned(
+            notification_id,
+            {"status": logic.FAILED, "refused": True, "error": error},
+            logic.OWNED,
+        )
+
+    async def mark_unknown(self, notification_id: str, error: str) -> None:
+        """The provider may or may not have the SMS: never send it again."""
+        await self._set_if_owned(notification_id, {"status": logic.UNKNOWN, "error": error})
+
+    async def mark_abandoned(self, record: dict[str, Any]) -> bool:
+        """Mark a claim whose attempt died mid-send as unknown; False when its heartbeat moved
+        since `record` was read (the claim is alive after all)."""
+        result = await self._collection.update_one(
+            {
+                "_id": record["_id"],
+                "status": logic.SENDING,
+                "heartbeat_at": record.get("heartbeat_at"),
+            },
+            {
+                "$set": {
+                    "status": logic.UNKNOWN,
+                    "error": "interrupted while sending",
+                    "updated_at": utcnow(),
+                }
+            },
+        )
+        return result.modified_count > 0
+
+    async def record_sent(self, notification_id: str, sent: SentSms) -> None:
+        # The SMS is out: try hard to record it, or a redelivery would call it unknown.
+        fields = {
+            "status": logic.SENT,
+            "provider": sent.provider,
+            "provider_message_id": sent.provider_message_id,
+            "provider_status": sent.status,
+            "refused": False,
+            "error": None,
+        }
+        for attempt in range(1, _RECORD_SENT_TRIES + 1):
+            try:
+                await self._set_if_owned(notification_id, {**fields, "sent_at": utcnow()})
+                return
+            except Exception:
+                if attempt == _RECORD_SENT_TRIES:
+                    raise
+                await asyncio.sleep(0.5 * attempt)
+
+    async def apply_receipt(self, notification_id: str, status: str, error: str) -> bool:
+        """Move the record forward to a receipt's `status` (never back: "sent" after
+        "delivered" changes nothing). True when the record holds `status` afterwards, also
+        when an earlier copy of this receipt put it there, so a redelivered receipt still
+        finishes its work on the report."""
+        now = utcnow()
+        fields: dict[str, Any] = {"status": status, "updated_at": now}
+        if status in logic.NOT_DELIVERED:
+            # It was sent: a failed receipt is no licence to send again.
+            fields |= {"error": error, "refused": False}
+        if status == logic.DELIVERED:
+            fields["delivered_at"] = now
+        await self._collection.update_one(
+            {"_id": notification_id, "status": {"$in": logic.statuses_before(status)}},
+            {"$set": fields},
+        )
+        current = await self._collection.find_one({"_id": notification_id})
+        return current is not None and current["status"] == status
+
+    async def _set_if_owned(
+        self,
+        notification_id: str,
+        fields: dict[str, Any],
+        statuses: frozenset[str] = frozenset({logic.SENDING}),
+    ) -> None:
+        """Change a record this attempt still owns (by default: while sending); stamps
+        `updated_at`."""
+        await self._collection.update_one(
+            {"_id": notification_id, "status": {"$in": list(statuses)}},
+            {"$set": {**fields, "updated_at": utcnow()}},
+        )
+
+
+class AccessLinks:
+    """The patient's link to a report: the token goes into the SMS, the report stores only
+    its hash (its `access` field)."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._reports = db.reports
+        self._settings = settings
+
+    async def issue(self, report_id: str) -> logic.AccessLink:
+        """A new link whose hash is stored before the SMS leaves, so it works the moment it
+        arrives; issuing again (a retry after a refusal) replaces the unsent one."""
+        now = utcnow()
+        link = logic.access_link(
+            self._settings.public_base_url, now, self._settings.access_link_ttl_hours
+        )
+        await self._reports.update_one(
+            {"_id": report_id}, {"$set": {"access": link.access, "updated_at": now}}
+        )
+        return link
+
+
+# --- SMS providers -----------------------------------------------------------------------------
 
 
 class SmsProvider(Protocol):
@@ -140,7 +369,7 @@ class TwilioProvider:
         reply = reply if isinstance(reply, dict) else {}
         if not 200 <= status < 300:
             code = str(reply.get("code") or "")
-            message = redact_phone_numbers(str(reply.get("message") or f"HTTP {status}"))
+            message = logic.redact_phone_numbers(str(reply.get("message") or f"HTTP {status}"))
             raise ProviderRefused(
                 f"Twilio error {code}: {message}" if code else f"Twilio refused: {message}",
                 http_status=status,

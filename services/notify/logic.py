@@ -1,4 +1,5 @@
-"""Pure rules of the notify stage: access links, the SMS text, receipts, Twilio signatures.
+"""Pure rules of the notify stage: who may be sent an SMS, the send-once claim, access links,
+the SMS text, receipts, Twilio signatures.
 
 No broker or database here; everything is a function of its arguments.
 """
@@ -13,12 +14,23 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum, auto
 from typing import Any
+
+from contracts.v1 import ReportStatus
 
 PURPOSE_RESULT_READY = "result_ready"
 
-# Notification statuses. "sending" is a claim: an attempt is (or was) talking to the provider.
+# Report statuses from which the SMS may be sent.
+SENDABLE = frozenset({ReportStatus.CONVERTED, ReportStatus.RELEASED})
+
+# Notification statuses. "claimed": an attempt owns the record but has not called the
+# provider yet (if it dies, nothing was sent). "sending": it is (or was) talking to the
+# provider (if it dies, the outcome is unknown).
+CLAIMED = "claimed"
 SENDING = "sending"
+# Still owned by a live attempt, renewing its heartbeat.
+OWNED = frozenset({CLAIMED, SENDING})
 SENT = "sent"
 DELIVERED = "delivered"
 UNDELIVERED = "undelivered"
@@ -27,12 +39,63 @@ UNKNOWN = "unknown"
 
 # The SMS left the provider for the phone network: never send this one again.
 SENT_STATUSES = frozenset({SENT, DELIVERED, UNDELIVERED})
+# Receipts saying the SMS was sent but never reached the phone.
+NOT_DELIVERED = frozenset({UNDELIVERED, FAILED})
 
 OUTCOME_UNKNOWN_REASON = (
     "SMS outcome unknown after an interrupted send; check the provider and resend"
 )
 
+# An attempt talking to the provider renews its claim this often; a claim not renewed for
+# CLAIM_STALE_AFTER belongs to an attempt that died. A duplicate attempt looks again at a
+# live claim every CLAIM_POLL_SECONDS.
+HEARTBEAT_EVERY = timedelta(seconds=2)
+CLAIM_STALE_AFTER = timedelta(seconds=15)
+CLAIM_POLL_SECONDS = 0.5
+
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+# --- the send-once claim ---------------------------------------------------------------------
+
+
+def notification_key(report: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes a notification unique: one result-ready SMS per report version."""
+    return {
+        "report_id": report["_id"],
+        "version": report.get("version", 1),
+        "purpose": PURPOSE_RESULT_READY,
+    }
+
+
+class ExistingClaim(Enum):
+    """What a notification record found in place of a new claim means for this attempt."""
+
+    SENT = auto()  # the SMS left the provider: only advance the report
+    UNKNOWN = auto()  # an earlier send may or may not have gone: a person must check
+    FAILED_AFTER_SENDING = auto()  # a receipt said it failed and has dealt with the report
+    REFUSED = auto()  # the provider never took it: re-claim and send
+    IN_PROGRESS = auto()  # another attempt owns it and is alive: wait for it
+    STALE = auto()  # that attempt died before calling the provider: take the claim over
+    ABANDONED = auto()  # that attempt died while talking to the provider: outcome unknown
+
+
+def existing_claim(
+    record: Mapping[str, Any], now: datetime, stale_after: timedelta = CLAIM_STALE_AFTER
+) -> ExistingClaim:
+    state = record["status"]
+    if state in SENT_STATUSES:
+        return ExistingClaim.SENT
+    if state == UNKNOWN:
+        return ExistingClaim.UNKNOWN
+    if state == FAILED:
+        return (
+            ExistingClaim.REFUSED if record.get("refused") else ExistingClaim.FAILED_AFTER_SENDING
+        )
+    last_seen = record.get("heartbeat_at") or record.get("created_at")
+    if last_seen is not None and now - last_seen < stale_after:
+        return ExistingClaim.IN_PROGRESS
+    return ExistingClaim.STALE if state == CLAIMED else ExistingClaim.ABANDONED
 
 
 # --- access link -----------------------------------------------------------------------------
@@ -109,6 +172,11 @@ def sms_body(lab_name: str, link: str) -> str:
     return next((text for text in candidates if fits_one_segment(text)), candidates[-1])
 
 
+def status_callback_url(public_base_url: str) -> str:
+    """Where the provider posts delivery receipts (the gateway's Twilio webhook)."""
+    return f"{public_base_url.rstrip('/')}/webhooks/twilio/status"
+
+
 def is_e164(phone: str) -> bool:
     return bool(_E164.match(phone))
 
@@ -125,7 +193,7 @@ def redact_phone_numbers(text: str) -> str:
 # --- delivery receipts -----------------------------------------------------------------------
 
 # How far a notification has got; a receipt never moves it back ("sent" after "delivered").
-_RANK = {SENDING: 0, UNKNOWN: 0, SENT: 1, DELIVERED: 2, UNDELIVERED: 2, FAILED: 2}
+_RANK = {CLAIMED: 0, SENDING: 0, UNKNOWN: 0, SENT: 1, DELIVERED: 2, UNDELIVERED: 2, FAILED: 2}
 
 # Provider receipt status -> notification status.
 _RECEIPT_STATUS = {
@@ -156,6 +224,11 @@ def notification_status_for(receipt_status: str) -> str:
 def statuses_before(status: str) -> list[str]:
     """Notification statuses a receipt meaning `status` may still move forward from."""
     return [s for s, rank in _RANK.items() if rank < _RANK[status]]
+
+
+def receipt_error(receipt_status: str, error_code: str) -> str:
+    """What a not-delivered receipt leaves in the notification's `error`."""
+    return f"{receipt_status} {error_code}".strip()
 
 
 def undelivered_reason(receipt_status: str, error_code: str) -> str:

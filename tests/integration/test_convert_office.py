@@ -15,6 +15,7 @@ import pytest
 from pypdf import PdfReader
 
 from services.convert.adapters import LibreOffice, OfficeFailureError
+from tests.support import office_processes
 
 SOFFICE_BIN = "/usr/lib/libreoffice/program/soffice.bin"
 
@@ -132,19 +133,7 @@ async def test_close_ends_every_process_and_removes_the_profile(tmp_path: Path) 
 
 def office_groups(work_dir: Path) -> set[int]:
     """Process groups of the live LibreOffices whose profile lies under `work_dir`."""
-    marker = f"-env:UserInstallation={work_dir.as_uri()}/"
-    groups = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if any(arg.startswith(marker) for arg in argv) and fields[0] != "Z":
-            groups.add(int(fields[2]))
-    return groups
+    return {group for _, group in office_processes(work_dir)}
 
 
 def pipe_files() -> set[Path]:

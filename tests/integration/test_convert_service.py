@@ -8,7 +8,6 @@ import os
 import signal
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -24,7 +23,7 @@ from services.infra.database import Database
 from services.infra.files import FileStore
 from services.infra.service import Resources
 from services.infra.settings import Settings
-from tests.support import eventually
+from tests.support import eventually, office_processes, report_document
 
 PATIENT_NAME = "Amelia Thornbury"
 GLUCOSE = "5.4"
@@ -47,28 +46,15 @@ async def insert_rendered_report(db: Database, docx_bytes: bytes) -> dict[str, A
         docx_bytes,
         {"kind": "docx", "report_id": report_id, "content_type": "application/octet-stream"},
     )
-    report = {
-        "_id": report_id,
-        "lab_id": "demo-lab",
-        "batch_id": None,
-        "source": {"kind": "lis", "message_id": report_id, "accession": report_id},
-        "source_key": f"lis:{report_id}",
-        "version": 1,
-        "correlation_id": f"corr-{report_id}",
-        "patient": {
-            "patient_id": "P-1",
-            "name": PATIENT_NAME,
-            "date_of_birth": "1980-02-03",
-            "sex": "F",
-            "phone": "+447700900123",
-        },
-        "sample_date": "2026-11-20",
-        "results": [{"test": "Glucose", "value": GLUCOSE, "unit": "mmol/L", "flag": ""}],
-        "template": "default",
-        "status": "rendered",
-        "history": [],
-        "docx_file_id": docx_file_id,
-    }
+    report = report_document(
+        report_id=report_id,
+        status="rendered",
+        history=[],  # the tests look at the entries convert adds
+        patient={"name": PATIENT_NAME},
+        results=[{"test": "Glucose", "value": GLUCOSE, "unit": "mmol/L"}],
+        sample_date="2026-11-20",
+        docx_file_id=docx_file_id,
+    )
     await db.reports.insert_one(report)
     return report
 
@@ -97,23 +83,6 @@ class QueueReader:
 
 async def holds(reader: QueueReader, count: int) -> bool:
     return len(await reader.drain()) >= count
-
-
-def office_processes(work_dir: Path) -> list[tuple[int, int]]:
-    """(pid, process group) of every live LibreOffice process with its profile in work_dir."""
-    marker = f"-env:UserInstallation={work_dir.as_uri()}/"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if any(arg.startswith(marker) for arg in argv) and fields[0] != "Z":
-            found.append((int(entry.name), int(fields[2])))
-    return found
 
 
 async def pdf_count(db: Database, report_id: str) -> int:

@@ -23,7 +23,7 @@ from services.infra.settings import Settings
 from services.notify import logic
 from services.notify.main import create_app
 from tests.fake_twilio import FakeTwilio
-from tests.support import eventually, free_port
+from tests.support import eventually, free_port, report_document
 
 PHONE = "+447700900123"
 PATIENT_NAME = "Amelia Thornbury"
@@ -34,43 +34,33 @@ LINK = re.compile(r"/r/([A-Za-z0-9_-]{43})")
 async def insert_report(
     db: Database, *, status: str = "converted", phone: str = PHONE
 ) -> dict[str, Any]:
-    report_id = uuid.uuid4().hex
-    now = utcnow()
-    report = {
-        "_id": report_id,
-        "lab_id": "demo-lab",
-        "batch_id": None,
-        "source": {"kind": "lis", "message_id": report_id, "accession": report_id},
-        "source_key": f"lis:{report_id}",
-        "version": 1,
-        "correlation_id": f"corr-{report_id}",
-        "patient": {
-            "patient_id": "P-1",
-            "name": PATIENT_NAME,
-            "date_of_birth": "1984-02-29",
-            "sex": "F",
-            "phone": phone,
-        },
-        "sample_date": "2026-03-01",
-        "results": [
-            {
-                "test": "Glucose",
-                "value": GLUCOSE,
-                "unit": "mmol/L",
-                "reference_range": "3.9-5.6",
-                "flag": "",
-            }
-        ],
-        "comments": "",
-        "template": "default",
-        "status": status,
-        "history": [{"status": status, "at": now, "reason": ""}],
-        "pdf_file_id": "000000000000000000000000",
-        "created_at": now,
-        "updated_at": now,
-    }
+    report = report_document(
+        status=status,
+        patient={"name": PATIENT_NAME, "phone": phone},
+        results=[{"test": "Glucose", "value": GLUCOSE, "unit": "mmol/L"}],
+        pdf_file_id="000000000000000000000000",
+    )
     await db.reports.insert_one(report)
     return report
+
+
+async def insert_notification(
+    db: Database, report: dict[str, Any], status: str, **fields: Any
+) -> None:
+    """A notification record an earlier delivery of the same message left behind."""
+    await db.notifications.insert_one(
+        {
+            "_id": uuid.uuid4().hex,
+            "report_id": report["_id"],
+            "version": 1,
+            "purpose": "result_ready",
+            "to": PHONE,
+            "provider": "outbox",
+            "status": status,
+            "created_at": utcnow(),
+            **fields,
+        }
+    )
 
 
 def notify(report: dict[str, Any]) -> NotifyPatient:
@@ -189,25 +179,30 @@ async def test_report_without_a_valid_phone_fails_with_a_reason(
     assert await db.outbox.count_documents({}) == 0
 
 
+async def test_claim_abandoned_before_the_provider_call_is_taken_over_and_sent_once(
+    make_resources: Callable[[str], Resources], db: Database
+) -> None:
+    report = await insert_report(db)
+    # A worker claimed the SMS and died (or was cancelled) before calling the provider.
+    long_ago = utcnow() - timedelta(hours=1)
+    await insert_notification(db, report, "claimed", heartbeat_at=long_ago, created_at=long_ago)
+    resources = make_resources("notify")
+    async with create_app(resources):
+        await publish(resources.broker, notify(report))
+        await eventually(lambda: report_in(db, report["_id"], "notified"))
+
+    assert await db.outbox.count_documents({}) == 1
+    [notification] = await db.notifications.find().to_list()
+    assert notification["status"] == "sent"
+
+
 async def test_interrupted_send_is_not_repeated_and_fails_the_report(
     make_resources: Callable[[str], Resources], db: Database
 ) -> None:
     report = await insert_report(db)
     # A worker claimed the SMS an hour ago and died while talking to the provider.
     long_ago = utcnow() - timedelta(hours=1)
-    await db.notifications.insert_one(
-        {
-            "_id": uuid.uuid4().hex,
-            "report_id": report["_id"],
-            "version": 1,
-            "purpose": "result_ready",
-            "to": PHONE,
-            "provider": "outbox",
-            "status": "sending",
-            "heartbeat_at": long_ago,
-            "created_at": long_ago,
-        }
-    )
+    await insert_notification(db, report, "sending", heartbeat_at=long_ago, created_at=long_ago)
     resources = make_resources("notify")
     async with create_app(resources):
         await publish(resources.broker, notify(report))
@@ -225,20 +220,8 @@ async def test_sms_the_provider_refused_earlier_is_sent_on_redelivery(
     make_resources: Callable[[str], Resources], db: Database
 ) -> None:
     report = await insert_report(db)
-    await db.notifications.insert_one(
-        {
-            "_id": uuid.uuid4().hex,
-            "report_id": report["_id"],
-            "version": 1,
-            "purpose": "result_ready",
-            "to": PHONE,
-            "provider": "outbox",
-            "status": "failed",
-            "refused": True,
-            "error": "could not connect",
-            "attempts": 1,
-            "created_at": utcnow(),
-        }
+    await insert_notification(
+        db, report, "failed", refused=True, error="could not connect", attempts=1
     )
     resources = make_resources("notify")
     async with create_app(resources):
@@ -255,19 +238,7 @@ async def test_sms_recorded_as_sent_before_a_crash_only_advances_the_report(
     make_resources: Callable[[str], Resources], db: Database
 ) -> None:
     report = await insert_report(db)
-    await db.notifications.insert_one(
-        {
-            "_id": uuid.uuid4().hex,
-            "report_id": report["_id"],
-            "version": 1,
-            "purpose": "result_ready",
-            "to": PHONE,
-            "provider": "outbox",
-            "status": "sent",
-            "provider_message_id": "earlier",
-            "created_at": utcnow(),
-        }
-    )
+    await insert_notification(db, report, "sent", provider_message_id="earlier")
     resources = make_resources("notify")
     async with create_app(resources):
         await publish(resources.broker, notify(report))

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import io
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import aio_pika
 from docx import Document
 
-from contracts.v1 import RenderReport, utcnow
+from contracts.v1 import RenderReport
 from services.infra.broker import publish
 from services.infra.database import Database
 from services.infra.service import Resources
 from services.render.main import create_app
-from tests.support import drain, eventually
+from tests.support import drain, eventually, report_document
 
 RESULTS = [
     {
@@ -47,31 +46,13 @@ def hostile_template() -> bytes:
 
 async def received_report(db: Database, template: str = "default") -> dict[str, Any]:
     """A report as ingest stores it (docs/data-model.md)."""
-    report_id, now = uuid.uuid4().hex, utcnow()
-    document = {
-        "_id": report_id,
-        "lab_id": "lab",
-        "batch_id": None,
-        "source": {"kind": "lis", "message_id": report_id, "accession": "A1"},
-        "source_key": f"lis:{report_id}",
-        "version": 1,
-        "correlation_id": f"corr-{report_id}",
-        "patient": {
-            "patient_id": "P-1001",
-            "name": "Amelia Okafor",
-            "date_of_birth": "1980-03-03",
-            "sex": "F",
-            "phone": "+447700900123",
-        },
-        "sample_date": "2025-05-12",
-        "results": RESULTS,
-        "comments": "Fasting sample.",
-        "template": template,
-        "status": "received",
-        "history": [{"status": "received", "at": now, "reason": ""}],
-        "created_at": now,
-        "updated_at": now,
-    }
+    document = report_document(
+        patient={"patient_id": "P-1001", "name": "Amelia Okafor", "date_of_birth": "1980-03-03"},
+        results=RESULTS,
+        sample_date="2025-05-12",
+        comments="Fasting sample.",
+        template=template,
+    )
     await db.reports.insert_one(document)
     return document
 

@@ -139,3 +139,17 @@ def test_phone_numbers_in_provider_errors_are_blanked_out() -> None:
         "The 'To' number <number> is not a valid phone number."
     )
     assert logic.redact_phone_numbers("Authenticate") == "Authenticate"
+
+
+def test_a_silent_claim_is_taken_over_only_if_the_provider_was_never_called() -> None:
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    fresh, stale = now - timedelta(seconds=1), now - timedelta(minutes=5)
+    assert logic.existing_claim({"status": "claimed", "heartbeat_at": fresh}, now) is (
+        logic.ExistingClaim.IN_PROGRESS
+    )
+    assert logic.existing_claim({"status": "claimed", "heartbeat_at": stale}, now) is (
+        logic.ExistingClaim.STALE
+    )
+    assert logic.existing_claim({"status": "sending", "heartbeat_at": stale}, now) is (
+        logic.ExistingClaim.ABANDONED
+    )

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import io
-import re
 import uuid
-from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from pypdf import PdfWriter
 
 from contracts.v1 import utcnow
 from services.gateway.logic import hash_token, new_token
-from services.gateway.main import create_app
 from services.infra.database import Database
 from services.infra.service import Resources
+from tests.support import csrf_from, report_document
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 DATE_OF_BIRTH = "1980-05-17"
 
 
@@ -29,17 +25,6 @@ def small_pdf() -> bytes:
     buffer = io.BytesIO()
     writer.write(buffer)
     return buffer.getvalue()
-
-
-@pytest.fixture
-async def resources(make_resources: Callable[[str], Resources]) -> Resources:
-    return make_resources("gateway")
-
-
-@pytest.fixture
-async def client(resources: Resources) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(resources))) as test_client:
-        yield test_client
 
 
 async def notified_report(
@@ -52,38 +37,26 @@ async def notified_report(
         "report.pdf", pdf or small_pdf(), {"kind": "pdf", "report_id": report_id}
     )
     await resources.db.reports.insert_one(
-        {
-            "_id": report_id,
-            "lab_id": "demo-lab",
-            "batch_id": None,
-            "source_key": f"lis:{report_id}",
-            "version": 1,
-            "correlation_id": report_id,
-            "patient": {
-                "patient_id": "P1",
-                "name": "Ada Example",
-                "date_of_birth": DATE_OF_BIRTH,
-                "phone": "+447700900123",
-            },
-            "sample_date": "2026-03-02",
-            "status": "notified",
-            "pdf_file_id": pdf_id,
-            "access": {
+        report_document(
+            report_id=report_id,
+            status="notified",
+            patient={"patient_id": "P1", "name": "Ada Example", "date_of_birth": DATE_OF_BIRTH},
+            sample_date="2026-03-02",
+            pdf_file_id=pdf_id,
+            access={
                 "token_hash": hash_token(token),
                 "expires_at": utcnow() + expires_in,
                 "failed_attempts": 0,
                 "locked": False,
             },
-        }
+        )
     )
     return report_id, token
 
 
 async def submit_date(client: TestClient[Any, Any], token: str, **fields: str) -> tuple[int, str]:
-    form = await client.get(f"/r/{token}")
-    match = CSRF.search(await form.text())
-    assert match, "no date-of-birth form"
-    response = await client.post(f"/r/{token}", data={"csrf_token": match.group(1), **fields})
+    csrf_token = await csrf_from(client, f"/r/{token}")
+    response = await client.post(f"/r/{token}", data={"csrf_token": csrf_token, **fields})
     return response.status, await response.text()
 
 

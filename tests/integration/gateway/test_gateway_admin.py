@@ -4,44 +4,22 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import uuid
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from contracts.v1 import ReportStatus, ReportStatusChanged
 from services.demo import demo_sheet
 from services.gateway.adapters import UserError, create_user
-from services.gateway.main import create_app
 from services.infra.broker import publish
 from services.infra.database import Database
 from services.infra.service import Resources
-from tests.support import drain
+from tests.support import csrf_from, drain, report_document
 
 PASSWORD = "correct horse battery staple"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-@pytest.fixture
-async def resources(make_resources: Callable[[str], Resources]) -> Resources:
-    return make_resources("gateway")
-
-
-@pytest.fixture
-async def client(resources: Resources) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(resources))) as test_client:
-        yield test_client
-
-
-async def csrf_from(client: TestClient[Any, Any], path: str) -> str:
-    response = await client.get(path)
-    match = CSRF.search(await response.text())
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
 
 
 async def log_in(
@@ -192,19 +170,13 @@ async def insert_batch_with_reports(db: Database, statuses: list[str]) -> str:
     )
     for n, status in enumerate(statuses):
         await db.reports.insert_one(
-            {
-                "_id": f"{batch_id}-{n}",
-                "lab_id": "demo-lab",
-                "batch_id": batch_id,
-                "correlation_id": batch_id,
-                "source": {"kind": "sheet", "batch_id": batch_id, "rows": [n + 2]},
-                "source_key": f"sheet:P{n:03}:2026-03-02",
-                "version": 1,
-                "patient": {"patient_id": f"P{n:03}", "name": f"Patient {n}"},
-                "sample_date": "2026-03-02",
-                "status": status,
-                "failure_reason": "template field missing" if status == "failed" else "",
-            }
+            report_document(
+                report_id=f"{batch_id}-{n}",
+                batch_id=batch_id,
+                status=status,
+                patient={"patient_id": f"P{n:03}", "name": f"Patient {n}"},
+                failure_reason="template field missing" if status == "failed" else "",
+            )
         )
     return batch_id
 
