@@ -27,12 +27,6 @@ class UserError(ValueError):
     """A user cannot be created as asked; the text says why."""
 
 
-async def ensure_gateway_indexes(db: Database) -> None:
-    await db.portal_sessions.create_index("token_hash", unique=True)
-    await db.batches.create_index([("uploaded_at", DESCENDING)])
-    await db.audit.create_index([("action", ASCENDING)])
-
-
 async def create_user(db: Database, username: str, password: str) -> None:
     """Create an admin user with an argon2id password hash (used by `resultflow users create`)."""
     if problem := logic.username_problem(username):

@@ -15,7 +15,6 @@ from aiohttp import web
 
 from contracts.v1 import ReportStatusChanged
 from services.gateway import logic
-from services.gateway.adapters import ensure_gateway_indexes
 from services.gateway.admin import AdminHandlers, auth_middleware
 from services.gateway.handlers import BatchEvents, GatewayHandlers
 from services.gateway.portal import PortalHandlers
@@ -98,7 +97,6 @@ def create_app(resources: Resources | None = None) -> web.Application:
 
     async def start(_: web.Application) -> None:
         await resources.start()
-        await ensure_gateway_indexes(resources.db)
         await resources.broker.start()  # after the subscriber above is registered
 
     async def stop_streams(_: web.Application) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.infra.settings import Settings
@@ -41,5 +41,10 @@ async def ensure_indexes(db: Database) -> None:
     )
     await db.users.create_index("username", unique=True)
     await db.sessions.create_index("token_hash", unique=True)
+    await db.portal_sessions.create_index("token_hash", unique=True)
+    for sessions in (db.sessions, db.portal_sessions):  # gone once expired
+        await sessions.create_index("expires_at", expireAfterSeconds=0)
+    await db.batches.create_index([("uploaded_at", DESCENDING)])
+    await db.audit.create_index("action")
     await db.audit.create_index([("report_id", ASCENDING), ("at", ASCENDING)])
     await db.outbox.create_index("to")
