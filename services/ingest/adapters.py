@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import openpyxl.xml
 import pandas as pd
+from defusedxml.common import DefusedXmlException
 
 from services.ingest.logic import SheetError
 
@@ -15,6 +16,15 @@ if not openpyxl.xml.DEFUSEDXML:  # pragma: no cover - guarded by the dependency 
     raise RuntimeError("defusedxml must be installed: openpyxl would parse hostile XML")
 
 MAX_ROWS = 50_000
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, kind):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def read_sheet(data: bytes, filename: str) -> tuple[list[object], list[Sequence[object]]]:
@@ -28,9 +38,14 @@ def read_sheet(data: bytes, filename: str) -> tuple[list[object], list[Sequence[
             frame = pd.read_excel(
                 io.BytesIO(data), header=None, dtype=object, engine="openpyxl", nrows=MAX_ROWS + 1
             )
-    except (zipfile.BadZipFile, ValueError, KeyError, OSError) as error:
-        raise SheetError(f"'{filename}' is not a readable .xlsx workbook ({error})") from None
-    except Exception as error:  # defusedxml and openpyxl raise many kinds for hostile files
+    except Exception as error:  # openpyxl wraps what went wrong in many kinds of error
+        if _caused_by(error, DefusedXmlException):
+            raise SheetError(
+                f"'{filename}' contains XML constructs that are not allowed (entity or DTD "
+                "declarations); save it again from Excel and upload that copy"
+            ) from None
+        if isinstance(error, zipfile.BadZipFile | ValueError | KeyError | OSError):
+            raise SheetError(f"'{filename}' is not a readable .xlsx workbook ({error})") from None
         raise SheetError(f"'{filename}' could not be read: {type(error).__name__}") from None
     if frame.empty:
         raise SheetError(f"'{filename}' has no rows")

@@ -181,3 +181,41 @@ async def test_unusable_lis_message_is_dead_lettered_with_a_recorded_reason(
     rejection = await db.rejected_messages.find_one({"message_id": "LIS-2"})
     assert rejection is not None and "Phone" in rejection["reason"]
     assert await db.reports.count_documents({}) == 0
+
+
+def with_entity_bomb(workbook: bytes) -> bytes:
+    """The same workbook whose sheet XML declares an exponential entity (billion laughs)."""
+    import io
+    import zipfile
+
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        + b"".join(
+            f'<!ENTITY lol{n} "{("&lol" + str(n - 1) + ";") * 10}">'.replace(
+                "&lol0;", "&lol;"
+            ).encode()
+            for n in range(1, 10)
+        )
+        + b"]>"
+    )
+    source, target = io.BytesIO(workbook), io.BytesIO()
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                body = data.split(b"?>", 1)[-1]  # any XML declaration goes before the DOCTYPE
+                data = bomb + body.replace(b"P10000", b"&lol9;", 1)
+            zout.writestr(item, data)
+    return target.getvalue()
+
+
+async def test_sheet_with_an_xml_entity_bomb_is_refused_without_expanding_it(
+    make_resources: Callable[[str], Resources], db: Database, amqp_url: str
+) -> None:
+    resources = make_resources("ingest")
+    async with create_app(resources):
+        batch_id = await upload(resources, with_entity_bomb(demo_sheet(1)))
+        batch = await eventually(lambda: finished(db, batch_id), timeout=20)
+    assert batch["status"] == "failed"
+    assert "contains XML constructs that are not allowed" in batch["failure_reason"]
+    assert await db.reports.count_documents({}) == 0
