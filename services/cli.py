@@ -22,6 +22,7 @@ def export_contracts(directory: Path) -> None:
 
 
 def create_user(username: str, password_stdin: bool) -> None:
+    from services.gateway.adapters import UserError
     from services.gateway.adapters import create_user as store_user
     from services.infra.database import connect, ensure_indexes
     from services.infra.settings import get_settings
@@ -39,7 +40,10 @@ def create_user(username: str, password_stdin: bool) -> None:
         finally:
             await client.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except UserError as error:
+        sys.exit(f"resultflow: {error}")
     print(f"created admin user {username}")
 
 

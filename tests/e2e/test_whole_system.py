@@ -73,3 +73,13 @@ async def test_uploaded_sheet_reaches_every_patient_and_opens_as_pdf_in_a_browse
     actions = await db.audit.distinct("action", {"report_id": report["_id"]})
     assert {"report.viewed", "report.downloaded"} <= set(actions)
     system.stack.check_alive()  # nothing crashed along the way
+
+    # No patient data in any service's log: names, phones, dates of birth, link tokens.
+    logs = "".join(p.read_text() for p in system.stack.log_dir.glob("*.log"))
+    assert f'"correlation_id": "{report["correlation_id"]}"' in logs
+    patients = await db.reports.find({}, {"patient": 1}).to_list()
+    for patient in (r["patient"] for r in patients):
+        for value in (patient["name"], patient["phone"], patient["phone"][3:]):
+            assert value not in logs
+        assert patient["date_of_birth"] not in logs
+    assert link.group(0).rsplit("/", 1)[1] not in logs
