@@ -36,7 +36,11 @@ def asyncapi() -> dict[str, Any]:
             "bindings": {
                 "amqp": {
                     "is": "routingKey",
-                    "exchange": {"name": topology.EXCHANGE, "type": "topic", "durable": True},
+                    "exchange": {
+                        "name": topology.EXCHANGE,
+                        "type": topology.EXCHANGE_TYPE,
+                        "durable": True,
+                    },
                     "queue": {"name": queue.name, "durable": True, "exclusive": False},
                     "bindingVersion": "0.3.0",
                 }

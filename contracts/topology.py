@@ -15,6 +15,7 @@ from contracts import v1
 
 EXCHANGE = "resultflow"
 DEAD_LETTER_EXCHANGE = "resultflow.dlx"
+EXCHANGE_TYPE = "topic"  # both exchanges; durable
 DELIVERY_LIMIT = 5
 
 

@@ -157,14 +157,16 @@ class Stack:
         gateway_url = self.settings.public_base_url
         connection = await aio_pika.connect(self.settings.amqp_url)
         async with connection, aiohttp.ClientSession() as http:
+            channel = await connection.channel()
             while True:
                 self.check_alive()
                 ready = True
-                channel = await connection.channel()
                 for name, consumers in expected.items():
                     try:
                         queue = await channel.declare_queue(name, passive=True)
                     except aio_pika.exceptions.ChannelClosed:
+                        # Not declared yet (its service is starting): the broker closed the
+                        # channel for asking; take a fresh one.
                         channel = await connection.channel()
                         ready = False
                         continue

@@ -41,6 +41,7 @@ def settings(mongodb_uri: str, amqp_url: str, tmp_path: Path) -> Settings:
         mongodb_database=f"test_{uuid.uuid4().hex[:10]}",
         work_dir=tmp_path / "work",
         convert_timeout_seconds=30,
+        retry_backoff_seconds=0.05,  # retries are tested, not waited for
     )
 
 

@@ -17,7 +17,7 @@ def create_app(resources: Resources | None = None) -> FastStream:
     resources = resources or Resources.create("convert", prefetch=1)
     office = LibreOffice.from_settings(resources.settings)
     handlers = ConvertHandlers(resources, office)
-    subscribe(resources.broker, ConvertReport, on_give_up=handlers.give_up)(handlers.convert_report)
+    subscribe(resources, ConvertReport, on_give_up=handlers.give_up)(handlers.convert_report)
     # Warm LibreOffice before the first message arrives; stop it (and its whole process
     # group) on shutdown, letting a running conversion finish first.
     return make_app(resources, on_startup=[office.start], on_shutdown=[office.close])

@@ -43,7 +43,7 @@ def create_app(resources: Resources | None = None) -> web.Application:
     portal = PortalHandlers(resources)
     webhooks = WebhookHandlers(resources)
 
-    subscribe(resources.broker, ReportStatusChanged, on_give_up=gateway.give_up)(
+    subscribe(resources, ReportStatusChanged, on_give_up=gateway.give_up)(
         gateway.report_status_changed
     )
 

@@ -9,9 +9,11 @@ from contracts import topology
 from contracts.v1 import Message
 from services.infra.settings import Settings
 
-EXCHANGE = RabbitExchange(topology.EXCHANGE, type=ExchangeType.TOPIC, durable=True)
+EXCHANGE = RabbitExchange(
+    topology.EXCHANGE, type=ExchangeType(topology.EXCHANGE_TYPE), durable=True
+)
 DEAD_LETTER_EXCHANGE = RabbitExchange(
-    topology.DEAD_LETTER_EXCHANGE, type=ExchangeType.TOPIC, durable=True
+    topology.DEAD_LETTER_EXCHANGE, type=ExchangeType(topology.EXCHANGE_TYPE), durable=True
 )
 
 

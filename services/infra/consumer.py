@@ -9,8 +9,10 @@ that is not a valid contract goes to the dead-letter queue, with the reason logg
 
 from __future__ import annotations
 
+import asyncio
+import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from faststream import AckPolicy
@@ -20,6 +22,9 @@ from pydantic import ValidationError
 from contracts import topology
 from contracts.v1 import Message
 from services.infra.broker import DEAD_LETTER_EXCHANGE, EXCHANGE, rabbit_queue
+
+if TYPE_CHECKING:  # service imports reports, which imports this module
+    from services.infra.service import Resources
 
 log = structlog.get_logger()
 
@@ -47,14 +52,15 @@ def validation_summary(error: ValidationError) -> str:
 
 
 def subscribe(
-    broker: RabbitBroker, message_type: type[M], *, on_give_up: GiveUp[M]
+    resources: Resources, message_type: type[M], *, on_give_up: GiveUp[M]
 ) -> Callable[[Handler[M]], Handler[M]]:
     queue = topology.queue_for(message_type)
+    broker, retry_backoff = resources.broker, resources.settings.retry_backoff_seconds
 
     def decorator(handler: Handler[M]) -> Handler[M]:
         @broker.subscriber(rabbit_queue(queue), EXCHANGE, ack_policy=AckPolicy.MANUAL)
         async def consume(raw: RabbitMessage) -> None:
-            await _consume(broker, raw, message_type, handler, on_give_up)
+            await _consume(broker, raw, message_type, handler, on_give_up, retry_backoff)
 
         return handler
 
@@ -67,6 +73,7 @@ async def _consume(
     message_type: type[M],
     handler: Handler[M],
     on_give_up: GiveUp[M],
+    retry_backoff: float,
 ) -> None:
     with structlog.contextvars.bound_contextvars(
         correlation_id=raw.correlation_id, message_type=message_type.routing_key
@@ -88,19 +95,34 @@ async def _consume(
             try:
                 await handler(message)
             except PermanentError as error:
-                log.error("message.failed_permanently", reason=str(error))
+                # The reason may quote the data (a phone number): it is stored for lab staff,
+                # the log gets only its kind.
+                log.error("message.failed_permanently", error=type(error).__name__)
                 await _give_up(raw, message, str(error), on_give_up)
                 return
             except Exception as error:
+                failure = {"error": type(error).__name__, "stack": _frames(error)}
                 if attempt < topology.DELIVERY_LIMIT:
-                    log.warning("message.retrying", attempt=attempt, exc_info=True)
+                    log.warning("message.retrying", attempt=attempt, **failure)
+                    # Back off, so a provider's rate limit or a restarting server gets time.
+                    await asyncio.sleep(retry_delay(attempt, retry_backoff))
                     await raw.nack(requeue=True)
                     return
                 reason = f"gave up after {attempt} attempts: {type(error).__name__}: {error}"
-                log.error("message.gave_up", attempt=attempt, exc_info=True)
+                log.error("message.gave_up", attempt=attempt, **failure)
                 await _give_up(raw, message, reason, on_give_up)
                 return
             await raw.ack()
+
+
+def retry_delay(attempt: int, backoff: float) -> float:
+    """Seconds to wait before the `attempt`-th retry: doubling from `backoff`, at most 30."""
+    return float(min(backoff * 2 ** (attempt - 1), 30.0))
+
+
+def _frames(error: BaseException) -> str:
+    # Where it failed, without the exception's text, which may quote patient data.
+    return "".join(traceback.format_tb(error.__traceback__)[-5:])
 
 
 async def _dead_letter_with_reason(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from contracts.v1 import ReportStatus as S
 
 # Status only moves forward. `failed` is terminal here; a resend makes a new attempt later.
+# Only a converted report (its PDF exists) can be held for review, then released.
 NEXT: dict[S, frozenset[S]] = {
-    S.RECEIVED: frozenset({S.RENDERED, S.HELD, S.FAILED, S.SUPERSEDED}),
+    S.RECEIVED: frozenset({S.RENDERED, S.FAILED, S.SUPERSEDED}),
     S.RENDERED: frozenset({S.CONVERTED, S.FAILED, S.SUPERSEDED}),
     S.CONVERTED: frozenset({S.RELEASED, S.NOTIFIED, S.HELD, S.FAILED, S.SUPERSEDED}),
     S.HELD: frozenset({S.RELEASED, S.FAILED, S.SUPERSEDED}),

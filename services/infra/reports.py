@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from faststream.rabbit import RabbitBroker
+from pymongo import ReturnDocument
 
 from contracts.v1 import ReportStatus, ReportStatusChanged, utcnow
 from services.infra.broker import publish
@@ -47,14 +48,16 @@ class Reports:
     ) -> bool:
         """Move `report` to `to` if its current status allows it; False when it did not."""
         now = utcnow()
-        result = await self._db.reports.update_one(
+        before = await self._db.reports.find_one_and_update(
             {"_id": report["_id"], "status": {"$in": [s.value for s in sources_of(to)]}},
             {
                 "$set": {"status": to.value, "updated_at": now, **(fields or {})},
                 "$push": {"history": {"status": to.value, "at": now, "reason": reason}},
             },
+            projection={"status": 1},
+            return_document=ReturnDocument.BEFORE,
         )
-        if result.modified_count == 0:
+        if before is None:
             return False
         log.info("report.status_changed", report_id=report["_id"], status=to.value)
         await publish(
@@ -65,7 +68,7 @@ class Reports:
                 batch_id=report.get("batch_id"),
                 lab_id=report["lab_id"],
                 status=to,
-                previous_status=ReportStatus(report["status"]),
+                previous_status=ReportStatus(before["status"]),
                 reason=reason,
             ),
         )

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     work_dir: Path = Path("/tmp/resultflow")  # noqa: S108 - per-process profiles live below
 
     prefetch: int = 4
+    retry_backoff_seconds: float = 1.0  # first retry after 1 s, then 2, 4, 8
 
 
 @lru_cache

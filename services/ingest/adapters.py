@@ -1,15 +1,20 @@
-"""Reading uploaded sheets. openpyxl parses XML through defusedxml (entity bombs, XXE)."""
+"""Ingest's outside world: uploaded sheets (openpyxl parses their XML through defusedxml:
+entity bombs, XXE) and what ingest stores in MongoDB."""
 
 from __future__ import annotations
 
 import io
 import zipfile
 from collections.abc import Sequence
+from typing import Any
 
 import openpyxl.xml
 import pandas as pd
 from defusedxml.common import DefusedXmlException
+from pymongo.errors import DuplicateKeyError
 
+from contracts.v1 import utcnow
+from services.infra.database import Database
 from services.ingest.logic import SheetError
 
 if not openpyxl.xml.DEFUSEDXML:  # pragma: no cover - guarded by the dependency list
@@ -49,7 +54,55 @@ def read_sheet(data: bytes, filename: str) -> tuple[list[object], list[Sequence[
         raise SheetError(f"'{filename}' could not be read: {type(error).__name__}") from None
     if frame.empty:
         raise SheetError(f"'{filename}' has no rows")
-    if len(frame) > MAX_ROWS:
+    if len(frame) - 1 > MAX_ROWS:  # the first row is the header
         raise SheetError(f"'{filename}' has more than {MAX_ROWS} rows; split it into batches")
     rows = frame.astype(object).where(frame.notna(), None).values.tolist()
     return rows[0], rows[1:]
+
+
+class IngestStore:
+    """Batches, reports and rejected LIS messages as ingest writes them."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def batch(self, batch_id: str) -> dict[str, Any] | None:
+        return await self._db.batches.find_one({"_id": batch_id})
+
+    async def store_report(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Insert the report, or return the one that already holds its unique key (the key,
+        not a lookup, is what makes a re-ingest create nothing)."""
+        try:
+            await self._db.reports.insert_one(document)
+            return document
+        except DuplicateKeyError:
+            key = ("lab_id", "source_key", "version")
+            existing = await self._db.reports.find_one({k: document[k] for k in key})
+            if existing is None:  # pragma: no cover - the key existed a moment ago
+                raise
+            return existing
+
+    async def mark_ingested(self, batch_id: str, summary: dict[str, Any]) -> None:
+        await self._db.batches.update_one(
+            {"_id": batch_id, "status": {"$in": ["received", "ingested"]}},
+            {"$set": {**summary, "status": "ingested", "ingested_at": utcnow()}},
+        )
+
+    async def fail_batch(self, batch_id: str, reason: str) -> None:
+        # Only a batch that never got through: an ingested one has reports on their way.
+        await self._db.batches.update_one(
+            {"_id": batch_id, "status": "received"},
+            {"$set": {"status": "failed", "failure_reason": reason, "failed_at": utcnow()}},
+        )
+
+    async def record_rejected_message(
+        self, message_id: str, lab_id: str, accession: str, reason: str, correlation_id: str
+    ) -> None:
+        await self._db.rejected_messages.update_one(
+            {"message_id": message_id, "lab_id": lab_id},
+            {
+                "$set": {"reason": reason, "accession": accession, "at": utcnow()},
+                "$setOnInsert": {"correlation_id": correlation_id},
+            },
+            upsert=True,
+        )

@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import phonenumbers
+from pydantic import ValidationError
 
 from contracts.v1 import Flag, IngestLisResult, LabResult, Patient
 
@@ -200,21 +201,40 @@ def parse_row(
     date_of_birth = parse_date(cells.get("date_of_birth"), "Date of birth")
     sample_date = parse_date(cells.get("sample_date"), "Sample date")
     check_dates(date_of_birth, sample_date, today)
-    patient = Patient(
-        patient_id=text(cells["patient_id"]),
-        name=text(cells["name"]),
-        date_of_birth=date_of_birth,
-        sex=sex,  # type: ignore[arg-type]
-        phone=normalise_phone(text(cells["phone"]), region),
-    )
-    result = LabResult(
-        test=text(cells["test"]),
-        value=text(cells["value"]),
-        unit=text(cells.get("unit")),
-        reference_range=text(cells.get("reference_range")),
-        flag=flag,
-    )
+    try:
+        patient = Patient(
+            patient_id=text(cells["patient_id"]),
+            name=text(cells["name"]),
+            date_of_birth=date_of_birth,
+            sex=sex,  # type: ignore[arg-type]
+            phone=normalise_phone(text(cells["phone"]), region),
+        )
+        result = LabResult(
+            test=text(cells["test"]),
+            value=text(cells["value"]),
+            unit=text(cells.get("unit")),
+            reference_range=text(cells.get("reference_range")),
+            flag=flag,
+        )
+    except ValidationError as error:
+        # The contract's limits (e.g. 200 characters); name the column, never echo the value.
+        first = error.errors()[0]
+        column = LABELS.get(str(first["loc"][0]), str(first["loc"][0]))
+        raise RowError(f"{column}: {first['msg']}") from None
     return patient, sample_date, result
+
+
+def duplicate_entry(draft: ReportDraft, existing: Mapping[str, Any]) -> dict[str, Any]:
+    """How the batch page lists rows whose patient and sample were reported before."""
+    rows = draft.rows
+    shown = str(rows[0]) if len(rows) == 1 else f"{rows[0]}–{rows[-1]}"
+    source = existing.get("source") or {}
+    where = f"batch {source['batch_id']}" if source.get("batch_id") else "an LIS message"
+    return {
+        "row": shown,
+        "reason": f"{draft.patient.patient_id}, sample {draft.sample_date.isoformat()}: "
+        f"already reported from {where}; not used again",
+    }
 
 
 def sheet_source_key(patient_id: str, sample_date: date) -> str:

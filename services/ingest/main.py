@@ -13,9 +13,8 @@ from services.ingest.handlers import IngestHandlers
 def create_app(resources: Resources | None = None) -> FastStream:
     resources = resources or Resources.create("ingest")
     handlers = IngestHandlers(resources)
-    broker = resources.broker
-    subscribe(broker, IngestBatch, on_give_up=handlers.give_up_batch)(handlers.ingest_batch)
-    subscribe(broker, IngestLisResult, on_give_up=handlers.give_up_lis_result)(
+    subscribe(resources, IngestBatch, on_give_up=handlers.give_up_batch)(handlers.ingest_batch)
+    subscribe(resources, IngestLisResult, on_give_up=handlers.give_up_lis_result)(
         handlers.ingest_lis_result
     )
     return make_app(resources)

@@ -367,6 +367,9 @@ class TwilioProvider:
             raise OutcomeUnknown(f"Twilio request interrupted: {type(error).__name__}") from error
 
         reply = reply if isinstance(reply, dict) else {}
+        if status in (500, 502, 504):
+            # Twilio (or a proxy before it) failed mid-request: it may have made the message.
+            raise OutcomeUnknown(f"Twilio answered {status}; the message may have been created")
         if not 200 <= status < 300:
             code = str(reply.get("code") or "")
             message = logic.redact_phone_numbers(str(reply.get("message") or f"HTTP {status}"))

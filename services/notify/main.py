@@ -28,8 +28,6 @@ def make_provider(resources: Resources) -> SmsProvider:
 def create_app(resources: Resources | None = None) -> FastStream:
     resources = resources or Resources.create("notify")
     handlers = NotifyHandlers(resources, make_provider(resources))
-    subscribe(resources.broker, NotifyPatient, on_give_up=handlers.give_up)(handlers.notify_patient)
-    subscribe(resources.broker, SmsReceipt, on_give_up=handlers.receipt_given_up)(
-        handlers.sms_receipt
-    )
+    subscribe(resources, NotifyPatient, on_give_up=handlers.give_up)(handlers.notify_patient)
+    subscribe(resources, SmsReceipt, on_give_up=handlers.receipt_given_up)(handlers.sms_receipt)
     return make_app(resources)

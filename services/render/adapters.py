@@ -84,8 +84,7 @@ def render_docx(
 class ReportRenderer:
     """One template, rendered off the event loop (rendering is CPU-bound, ~30 ms)."""
 
-    def __init__(self, name: str, template: bytes) -> None:
-        self.name = name
+    def __init__(self, template: bytes) -> None:
         self._template = template
         self._env = ReportEnvironment()
 
@@ -109,7 +108,7 @@ class Templates:
 
     def __init__(self, extra: Mapping[str, bytes] | None = None) -> None:
         templates = {"default": DEFAULT_TEMPLATE_PATH.read_bytes(), **(extra or {})}
-        self._renderers = {name: ReportRenderer(name, data) for name, data in templates.items()}
+        self._renderers = {name: ReportRenderer(data) for name, data in templates.items()}
 
     async def get(self, name: str) -> ReportRenderer:
         try:

@@ -20,13 +20,13 @@ TARGET = ReportStatus.RENDERED
 
 class RenderHandlers:
     def __init__(self, resources: Resources, templates: adapters.Templates) -> None:
-        self.r = resources
+        self._resources = resources
         self.templates = templates
         settings = resources.settings
         self.lab = logic.Lab(settings.lab_name, settings.lab_address, settings.lab_phone)
 
     async def render_report(self, message: RenderReport) -> None:
-        report = await self.r.reports.get(message.report_id)
+        report = await self._resources.reports.get(message.report_id)
         if report_status.is_past(ReportStatus(report["status"]), TARGET):
             if report["status"] == TARGET:
                 # A crash may have come between the status update and the publish.
@@ -43,14 +43,14 @@ class RenderHandlers:
         except logic.ReportDataError as error:
             raise PermanentError(f"report data cannot be printed: {error}") from None
 
-        stored = await self.r.files.find_for_report(report["_id"], "docx")
+        stored = await self._resources.files.find_for_report(report["_id"], "docx")
         file_id = stored[0] if stored else None
         if file_id is None:
             try:
                 data = await renderer.render(context)
             except adapters.TemplateRenderError as error:
                 raise PermanentError(f"template {name!r}: {error}") from None
-            file_id = await self.r.files.put(
+            file_id = await self._resources.files.put(
                 logic.docx_filename(report["_id"]),
                 data,
                 {
@@ -60,9 +60,11 @@ class RenderHandlers:
                     "content_type": adapters.DOCX_CONTENT_TYPE,
                 },
             )
-        if not await self.r.reports.advance(report, TARGET, fields={"docx_file_id": file_id}):
+        if not await self._resources.reports.advance(
+            report, TARGET, fields={"docx_file_id": file_id}
+        ):
             # Someone moved it meanwhile (a concurrent delivery, a supersede): re-read.
-            report = await self.r.reports.get(report["_id"])
+            report = await self._resources.reports.get(report["_id"])
             if report["status"] != TARGET:
                 log.info("report.render_discarded", status=report["status"])
                 return
@@ -72,9 +74,9 @@ class RenderHandlers:
 
     async def _request_convert(self, report: dict[str, Any]) -> None:
         await publish(
-            self.r.broker,
+            self._resources.broker,
             ConvertReport(report_id=report["_id"], correlation_id=report["correlation_id"]),
         )
 
     async def give_up(self, message: RenderReport, reason: str) -> None:
-        await self.r.reports.fail(message.report_id, reason)
+        await self._resources.reports.fail(message.report_id, reason)

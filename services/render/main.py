@@ -19,6 +19,6 @@ def create_app(
     """`templates`: extra named templates beside the shipped `default` (tests, local labs)."""
     resources = resources or Resources.create("render")
     handlers = RenderHandlers(resources, Templates(templates))
-    subscribe(resources.broker, RenderReport, on_give_up=handlers.give_up)(handlers.render_report)
+    subscribe(resources, RenderReport, on_give_up=handlers.give_up)(handlers.render_report)
 
     return make_app(resources)

@@ -68,7 +68,11 @@ async def test_reuploaded_sheet_creates_no_new_reports(
         await eventually(lambda: finished(db, first))
         second = await upload(resources, sheet)
         again = await eventually(lambda: finished(db, second))
-    assert (again["reports_created"], again["duplicates"]) == (0, 3)
+    assert again["reports_created"] == 0
+    assert [d["row"] for d in again["duplicates"]] == ["2–9", "10–17", "18–25"]
+    assert again["duplicates"][0]["reason"].endswith(
+        f"already reported from batch {first}; not used again"
+    )
     assert await db.reports.count_documents({}) == 3
     assert len(await drain(amqp_url, "render.report")) == 3
 

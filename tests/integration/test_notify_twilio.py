@@ -61,14 +61,23 @@ async def test_invalid_number_is_a_permanent_refusal_without_the_number_in_it() 
     assert twilio.messages == []
 
 
-async def test_server_error_is_a_refusal_worth_retrying() -> None:
+async def test_unavailable_service_is_a_refusal_worth_retrying() -> None:
     async with FakeTwilio() as twilio:
-        twilio.fail_next(500, 20500, "Internal Server Error")
+        twilio.fail_next(503, 20503, "Service Unavailable")
         with pytest.raises(ProviderRefused) as refused:
             await provider(twilio).send("+447700900123", "hi", CALLBACK)
 
     assert not refused.value.permanent
-    assert refused.value.http_status == 500
+    assert refused.value.http_status == 503
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+async def test_server_or_gateway_error_leaves_the_outcome_unknown(status: int) -> None:
+    # Twilio may have created the message before the error: sending again could text twice.
+    async with FakeTwilio() as twilio:
+        twilio.fail_next(status, 20500, "Internal Server Error")
+        with pytest.raises(OutcomeUnknown, match=f"Twilio answered {status}"):
+            await provider(twilio).send("+447700900123", "hi", CALLBACK)
 
 
 async def test_no_listener_is_a_refusal_and_a_cut_connection_is_unknown() -> None:

@@ -44,3 +44,10 @@ def test_asyncapi_references_all_resolve() -> None:
         for key in ref.split("/"):
             node = node[key]
     assert document["channels"]["ingest.lis-result"]["address"] == "ingest.lis-result.v1"
+
+
+def test_retries_back_off_doubling_up_to_half_a_minute() -> None:
+    from services.infra.consumer import retry_delay
+
+    assert [retry_delay(n, 1.0) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert retry_delay(10, 1.0) == 30.0

@@ -61,6 +61,7 @@ def test_another_sample_date_makes_another_report() -> None:
         ({"Sample date": "2027-01-01"}, "Sample date 2027-01-01 is in the future"),
         ({"Flag": "X"}, "Flag 'X' is not one of H, L or empty"),
         ({"Sex": "Q"}, "Sex 'Q' is not one of F, M, U"),
+        ({"Name": "x" * 201}, "Name: String should have at most 200 characters"),
     ],
 )
 def test_bad_row_is_rejected_with_its_row_number_and_reason(

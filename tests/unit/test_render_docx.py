@@ -143,7 +143,7 @@ def test_file_that_is_not_a_word_document_is_refused() -> None:
 
 
 async def test_renderer_runs_off_the_event_loop_and_returns_a_docx() -> None:
-    renderer = adapters.ReportRenderer("default", default_template())
+    renderer = adapters.ReportRenderer(default_template())
     data = await renderer.render(sample_context())
     assert data[:2] == b"PK"
     assert "Jane <Doe> & Sons" in document_text(data)
