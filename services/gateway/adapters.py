@@ -4,6 +4,7 @@ batches and the report queries behind the admin pages and the patient portal."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from pymongo.errors import DuplicateKeyError
 from contracts.v1 import ReportStatus, utcnow
 from services.gateway import logic
 from services.infra.database import Database
+from services.infra.tokens import new_token, token_hash
 
 # argon2-cffi's default type is argon2id.
 _hasher = PasswordHasher()
@@ -58,9 +60,36 @@ class Users:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def is_locked(self, username: str, now: datetime) -> bool:
-        record = await self._db.login_failures.find_one({"_id": username})
-        return record is not None and logic.login_locked(record.get("locked_until"), now)
+    async def take_attempt(self, username: str, now: datetime) -> bool:
+        """Count one login attempt for `username` before its password is checked; False
+        (nothing counted) when the username is locked.
+
+        Counting first, in one atomic update, is what keeps parallel guesses from all being
+        checked while the count still looks low. The attempt that reaches the limit locks the
+        username at once: its password is still checked, and a right one clears the lock.
+        """
+        with contextlib.suppress(DuplicateKeyError):  # a parallel attempt created it first
+            await self._db.login_failures.update_one(
+                {"_id": username}, {"$setOnInsert": {"failures": 0}}, upsert=True
+            )
+        unlocked = {"$or": [{"locked_until": None}, {"locked_until": {"$lte": now}}]}
+        counted = await self._db.login_failures.find_one_and_update(
+            {"_id": username, "failures": {"$lt": logic.LOGIN_MAX_FAILURES - 1}, **unlocked},
+            {"$inc": {"failures": 1}, "$set": {"last_failure_at": now}},
+        )
+        if counted is not None:
+            return True
+        locked = await self._db.login_failures.find_one_and_update(
+            {"_id": username, "failures": {"$gte": logic.LOGIN_MAX_FAILURES - 1}, **unlocked},
+            {
+                "$set": {
+                    "failures": 0,
+                    "last_failure_at": now,
+                    "locked_until": logic.lock_after_failure(logic.LOGIN_MAX_FAILURES, now),
+                }
+            },
+        )
+        return locked is not None
 
     async def check_password(self, username: str, password: str) -> bool:
         user = await self._db.users.find_one({"username": username})
@@ -68,19 +97,6 @@ class Users:
         # argon2 is deliberately slow (tens of ms): keep it off the event loop.
         ok = await asyncio.to_thread(_verify, password_hash, password)
         return ok and user is not None
-
-    async def record_failure(self, username: str, now: datetime) -> None:
-        record = await self._db.login_failures.find_one_and_update(
-            {"_id": username},
-            {"$inc": {"failures": 1}, "$set": {"last_failure_at": now}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        failures = int(record["failures"]) if record else 1
-        if until := logic.lock_after_failure(failures, now):
-            await self._db.login_failures.update_one(
-                {"_id": username}, {"$set": {"locked_until": until, "failures": 0}}
-            )
 
     async def clear_failures(self, username: str) -> None:
         await self._db.login_failures.delete_one({"_id": username})
@@ -93,12 +109,12 @@ class Sessions:
         self._db = db
 
     async def create(self, username: str, now: datetime) -> str:
-        token = logic.new_token()
+        token = new_token()
         await self._db.sessions.insert_one(
             {
-                "token_hash": logic.hash_token(token),
+                "token_hash": token_hash(token),
                 "username": username,
-                "csrf_token": logic.new_token(),
+                "csrf_token": new_token(),
                 "created_at": now,
                 "expires_at": now + logic.ADMIN_SESSION_TTL,
             }
@@ -107,11 +123,11 @@ class Sessions:
 
     async def get(self, token: str, now: datetime) -> dict[str, Any] | None:
         return await self._db.sessions.find_one(
-            {"token_hash": logic.hash_token(token), "expires_at": {"$gt": now}}
+            {"token_hash": token_hash(token), "expires_at": {"$gt": now}}
         )
 
     async def delete(self, token: str) -> None:
-        await self._db.sessions.delete_one({"token_hash": logic.hash_token(token)})
+        await self._db.sessions.delete_one({"token_hash": token_hash(token)})
 
 
 class PortalSessions:
@@ -121,10 +137,10 @@ class PortalSessions:
         self._db = db
 
     async def create(self, report_id: str, now: datetime) -> str:
-        token = logic.new_token()
+        token = new_token()
         await self._db.portal_sessions.insert_one(
             {
-                "token_hash": logic.hash_token(token),
+                "token_hash": token_hash(token),
                 "report_id": report_id,
                 "created_at": now,
                 "expires_at": now + logic.PORTAL_SESSION_TTL,
@@ -135,7 +151,7 @@ class PortalSessions:
     async def valid(self, token: str, report_id: str, now: datetime) -> bool:
         found = await self._db.portal_sessions.find_one(
             {
-                "token_hash": logic.hash_token(token),
+                "token_hash": token_hash(token),
                 "report_id": report_id,
                 "expires_at": {"$gt": now},
             }
@@ -278,19 +294,29 @@ class ReportQueries:
     async def by_link_token(self, token: str) -> dict[str, Any] | None:
         if not logic.looks_like_token(token):
             return None
-        return await self._db.reports.find_one({"access.token_hash": logic.hash_token(token)})
+        return await self._db.reports.find_one({"access.token_hash": token_hash(token)})
 
-    async def record_failed_check(self, report_id: str, max_attempts: int) -> int:
-        """Count one wrong date of birth (atomically); lock at the limit. Returns the count."""
+    async def take_check_attempt(self, report_id: str, max_attempts: int) -> int | None:
+        """Count one date-of-birth check before the date is compared; None (nothing counted)
+        when the link is locked or has no attempt left. Returns the count, this one included.
+
+        Counting first, in one atomic update, is what keeps parallel guesses from all being
+        compared while the count still looks low: at most `max_attempts` ever are.
+        """
         report = await self._db.reports.find_one_and_update(
-            {"_id": report_id},
+            {
+                "_id": report_id,
+                "access.locked": {"$ne": True},
+                "access.failed_attempts": {"$lt": max_attempts},
+            },
             {"$inc": {"access.failed_attempts": 1}},
+            projection={"access.failed_attempts": 1},
             return_document=ReturnDocument.AFTER,
         )
-        failed = int(report["access"]["failed_attempts"]) if report else max_attempts
-        if failed >= max_attempts:
-            await self._db.reports.update_one({"_id": report_id}, {"$set": {"access.locked": True}})
-        return failed
+        return None if report is None else int(report["access"]["failed_attempts"])
+
+    async def lock_link(self, report_id: str) -> None:
+        await self._db.reports.update_one({"_id": report_id}, {"$set": {"access.locked": True}})
 
     async def clear_failed_checks(self, report_id: str) -> None:
         await self._db.reports.update_one(

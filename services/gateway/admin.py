@@ -23,9 +23,10 @@ from services.gateway.adapters import (
     Users,
 )
 from services.gateway.handlers import BatchEvents
-from services.gateway.web import SESSION, USER, client_detail, redirect, render
+from services.gateway.web import SESSION, USER, client_detail, redirect, render, set_cookie
 from services.infra.broker import publish
 from services.infra.service import Resources
+from services.infra.tokens import new_token
 
 log = structlog.get_logger()
 
@@ -83,21 +84,6 @@ def auth_middleware(sessions: Sessions) -> Any:
     return middleware
 
 
-def _set_cookie(
-    response: web.StreamResponse,
-    name: str,
-    value: str,
-    *,
-    path: str,
-    secure: bool,
-    max_age: int | None = None,
-    samesite: str = "Lax",
-) -> None:
-    response.set_cookie(
-        name, value, path=path, httponly=True, samesite=samesite, secure=secure, max_age=max_age
-    )
-
-
 def _text(form: MultiDictProxy[Any], name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
@@ -108,12 +94,7 @@ async def start_batch(
 ) -> dict[str, Any]:
     """Store an uploaded sheet, record its batch and hand it to ingest."""
     file_id = await resources.files.put(
-        filename,
-        data,
-        {
-            "kind": "upload",
-            "content_type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        },
+        filename, data, {"kind": "upload", "content_type": logic.upload_content_type(filename)}
     )
     batch = await batches.create(
         lab_id=resources.settings.lab_id,
@@ -157,14 +138,14 @@ class AdminHandlers:
         self, request: web.Request, *, error: str = "", next_path: str = "/", status: int = 200
     ) -> web.Response:
         # Reuse the browser's token: a second tab (or a stray request) must not void the first.
-        csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or logic.new_token()
+        csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token()
         response = render(
             request,
             "login.html",
             {"error": error, "next": next_path, "login_csrf": csrf},
             status=status,
         )
-        _set_cookie(
+        set_cookie(
             response,
             LOGIN_CSRF_COOKIE,
             csrf,
@@ -197,7 +178,9 @@ class AdminHandlers:
         username = _text(form, "username").strip()
         password = _text(form, "password")
         now = utcnow()
-        if await self._users.is_locked(username, now):
+        # The attempt is counted before the password is checked, so that parallel guesses
+        # cannot all be checked while the username still looks unlocked.
+        if username and not await self._users.take_attempt(username, now):
             log.warning("admin.login_locked")
             return self._login_page(
                 request,
@@ -206,8 +189,6 @@ class AdminHandlers:
                 status=429,
             )
         if not username or not await self._users.check_password(username, password):
-            if username:
-                await self._users.record_failure(username, now)
             log.warning("admin.login_failed")
             return self._login_page(
                 request, error="Wrong username or password.", next_path=next_path, status=401
@@ -216,7 +197,7 @@ class AdminHandlers:
         token = await self.sessions.create(username, now)
         log.info("admin.logged_in")
         response = redirect(next_path)
-        _set_cookie(
+        set_cookie(
             response,
             SESSION_COOKIE,
             token,
@@ -254,7 +235,10 @@ class AdminHandlers:
         field = form.get("file")
         if not isinstance(field, web.FileField) or not field.filename:
             return render(
-                request, "upload.html", {"error": "Choose a .xlsx file to upload."}, status=400
+                request,
+                "upload.html",
+                {"error": "Choose a .xlsx or .csv file to upload."},
+                status=400,
             )
         filename = logic.clean_filename(field.filename)
         data = await asyncio.to_thread(field.file.read)

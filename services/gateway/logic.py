@@ -5,10 +5,8 @@ No broker, database or web imports here: everything is a function of its argumen
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
-import secrets
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -63,17 +61,7 @@ def username_problem(username: str) -> str | None:
     return None
 
 
-# --- tokens -------------------------------------------------------------------------------
-
-
-def new_token() -> str:
-    """A random 256-bit token, URL-safe."""
-    return secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> str:
-    """What is stored in place of a token: its SHA-256, hex."""
-    return hashlib.sha256(token.encode()).hexdigest()
+# --- tokens (made and hashed by services.infra.tokens) ------------------------------------
 
 
 def tokens_match(expected: str | None, given: str | None) -> bool:
@@ -96,10 +84,6 @@ def safe_next(target: str | None) -> str:
 
 
 # --- login lockout ------------------------------------------------------------------------
-
-
-def login_locked(locked_until: datetime | None, now: datetime) -> bool:
-    return locked_until is not None and locked_until > now
 
 
 def lock_after_failure(failures: int, now: datetime) -> datetime | None:
@@ -182,15 +166,28 @@ def report_download_name(sample_date: str | date | None) -> str:
 # --- batches ------------------------------------------------------------------------------
 
 
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV_CONTENT_TYPE = "text/csv"
+
+
+def upload_content_type(filename: str) -> str:
+    """The content type an accepted upload is stored with."""
+    return CSV_CONTENT_TYPE if filename.lower().endswith(".csv") else XLSX_CONTENT_TYPE
+
+
 def upload_problem(filename: str, data: bytes) -> str | None:
-    """Why an uploaded file cannot be a results sheet, or None."""
-    if not filename.lower().endswith(".xlsx"):
-        return "Only Excel workbooks (.xlsx) can be uploaded."
+    """Why an uploaded file cannot be a results sheet (.xlsx workbook or .csv text), or None."""
+    name = filename.lower()
+    if not name.endswith((".xlsx", ".csv")):
+        return "Only Excel workbooks (.xlsx) and CSV files (.csv) can be uploaded."
     if not data:
         return "The file is empty."
     if len(data) > MAX_UPLOAD_BYTES:
         return f"The file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
-    if not data.startswith(b"PK\x03\x04"):  # .xlsx is a zip archive
+    if name.endswith(".csv"):
+        if b"\x00" in data:  # a binary file (a workbook, UTF-16 text) renamed to .csv
+            return "The file is not a valid .csv text file."
+    elif not data.startswith(b"PK\x03\x04"):  # .xlsx is a zip archive
         return "The file is not a valid .xlsx workbook."
     return None
 

@@ -22,9 +22,9 @@ from services.gateway.web import (
     SESSION,
     USER,
     RedactingAccessLogger,
-    add_security_headers,
     csp_nonce,
     format_datetime,
+    security_headers,
 )
 from services.gateway.webhooks import WebhookHandlers
 from services.infra.consumer import subscribe
@@ -71,7 +71,7 @@ def create_app(resources: Resources | None = None) -> web.Application:
         context_processors=[page_context],
         filters={"datetime": format_datetime},
     )
-    app.on_response_prepare.append(add_security_headers)
+    app.on_response_prepare.append(security_headers(https=settings.cookie_secure))
 
     r = app.router
     r.add_get("/login", admin.login_form)

@@ -14,8 +14,9 @@ from aiohttp import web
 from contracts.v1 import utcnow
 from services.gateway import logic
 from services.gateway.adapters import Audit, PortalSessions, ReportQueries
-from services.gateway.web import client_detail, redirect, render
+from services.gateway.web import client_detail, redirect, render, set_cookie
 from services.infra.service import Resources
+from services.infra.tokens import new_token
 
 log = structlog.get_logger()
 
@@ -37,14 +38,15 @@ class PortalHandlers:
     def _set_cookie(
         self, response: web.StreamResponse, name: str, value: str, token: str, max_age: int
     ) -> None:
-        response.set_cookie(
+        """A portal cookie: only for this link's pages, never sent from another site."""
+        set_cookie(
+            response,
             name,
             value,
             path=f"/r/{token}",
-            max_age=max_age,
-            httponly=True,
-            samesite="Strict",
             secure=self._settings.cookie_secure,
+            max_age=max_age,
+            samesite="Strict",
         )
 
     async def _load(self, token: str) -> tuple[dict[str, Any] | None, logic.LinkState]:
@@ -81,7 +83,7 @@ class PortalHandlers:
     def _check_page(
         self, request: web.Request, token: str, *, error: str = "", status: int = 200
     ) -> web.Response:
-        csrf = request.cookies.get(PORTAL_CSRF_COOKIE) or logic.new_token()
+        csrf = request.cookies.get(PORTAL_CSRF_COOKIE) or new_token()
         response = render(
             request,
             "portal_check.html",
@@ -119,8 +121,14 @@ class PortalHandlers:
             return self._check_page(
                 request, token, error="Please enter a complete date of birth.", status=400
             )
+        # Take one of the link's attempts before comparing: parallel guesses must not all be
+        # compared while the count still looks low.
+        limit = self._settings.portal_max_attempts
+        attempts = await self._reports.take_check_attempt(report["_id"], limit)
+        if attempts is None:
+            return self._closed_page(request, logic.LinkState.LOCKED)
         if not logic.date_of_birth_matches(entered, report["patient"].get("date_of_birth")):
-            return await self._wrong_date(request, token, report)
+            return await self._wrong_date(request, token, report, attempts)
         await self._reports.clear_failed_checks(report["_id"])
         session = await self._sessions.create(report["_id"], utcnow())
         log.info("portal.check_passed", report_id=report["_id"])
@@ -135,12 +143,13 @@ class PortalHandlers:
         return response
 
     async def _wrong_date(
-        self, request: web.Request, token: str, report: dict[str, Any]
+        self, request: web.Request, token: str, report: dict[str, Any], failed: int
     ) -> web.StreamResponse:
+        """After the `failed`-th attempt (already counted) proved wrong."""
         limit = self._settings.portal_max_attempts
-        failed = await self._reports.record_failed_check(report["_id"], limit)
         detail = client_detail(request)
         if failed >= limit:
+            await self._reports.lock_link(report["_id"])
             await self._audit.write("patient", "portal.locked", report["_id"], detail)
             log.warning("portal.locked", report_id=report["_id"])
             return self._closed_page(request, logic.LinkState.LOCKED)
@@ -167,9 +176,10 @@ class PortalHandlers:
         return token, report
 
     async def report_page(self, request: web.Request) -> web.StreamResponse:
+        # The page only frames the PDF: its loads are audited where the PDF is served.
         token, report = await self._authorised(request)
-        await self._audit.write("patient", "report.viewed", report["_id"], client_detail(request))
-        log.info("report.viewed", report_id=report["_id"])
+        await self._audit.write("patient", "portal.opened", report["_id"], client_detail(request))
+        log.info("portal.opened", report_id=report["_id"])
         return render(
             request,
             "portal_report.html",
@@ -182,11 +192,10 @@ class PortalHandlers:
             raise web.HTTPNotFound()
         stored = await self._resources.files.get(report["pdf_file_id"])
         download = request.query.get("download") == "1"
-        if download:
-            await self._audit.write(
-                "patient", "report.downloaded", report["_id"], client_detail(request)
-            )
-            log.info("report.downloaded", report_id=report["_id"])
+        # Every time the PDF leaves: shown in the page's frame or a tab, or saved.
+        action = "report.downloaded" if download else "report.viewed"
+        await self._audit.write("patient", action, report["_id"], client_detail(request))
+        log.info(action, report_id=report["_id"])
         name = logic.report_download_name(report.get("sample_date"))
         disposition = "attachment" if download else "inline"
         return web.Response(

@@ -1,9 +1,10 @@
-"""aiohttp plumbing shared by the gateway's pages: app keys, security headers, the access log,
-page rendering and client details for the audit trail."""
+"""aiohttp plumbing shared by the gateway's pages: app keys, security headers, cookies, the
+access log, page rendering and client details for the audit trail."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,24 +31,56 @@ def csp_nonce(request: web.Request) -> str:
     return nonce
 
 
-async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every response, including errors and the SSE stream."""
-    headers = response.headers
-    nonce = request.get(NONCE)
-    script = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
-    headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; "
-        f"script-src {script}; "
-        "style-src 'self'; img-src 'self' data:; object-src 'self'; "
-        "base-uri 'none'; form-action 'self'; frame-ancestors 'self'",
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=()"
+# Browsers keep to HTTPS for a year once they have seen this over HTTPS (ignored over HTTP).
+STRICT_TRANSPORT_SECURITY = "max-age=31536000; includeSubDomains"
+
+ResponseHook = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
+
+
+def security_headers(*, https: bool) -> ResponseHook:
+    """The on_response_prepare hook that sets the security headers; `https` (the gateway is
+    served over HTTPS, i.e. `cookie_secure`) adds Strict-Transport-Security."""
+
+    async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+        """Every response, including errors and the SSE stream."""
+        headers = response.headers
+        nonce = request.get(NONCE)
+        script = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; "
+            f"script-src {script}; "
+            "style-src 'self'; img-src 'self' data:; object-src 'self'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'self'",
+        )
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        if https:
+            headers.setdefault("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)
+        if not request.path.startswith("/static/"):
+            # Pages hold patient data (admin) or are behind a patient's check (portal).
+            headers["Cache-Control"] = "no-store"
+
+    return add_security_headers
+
+
+def set_cookie(
+    response: web.StreamResponse,
+    name: str,
+    value: str,
+    *,
+    path: str,
+    secure: bool,
+    max_age: int | None = None,
+    samesite: str = "Lax",
+) -> None:
+    """Every cookie the gateway sets: HttpOnly, Secure behind HTTPS."""
+    response.set_cookie(
+        name, value, path=path, httponly=True, samesite=samesite, secure=secure, max_age=max_age
     )
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    if not request.path.startswith("/static/"):
-        # Pages hold patient data (admin) or are behind a patient's check (portal).
-        headers["Cache-Control"] = "no-store"
 
 
 def render(

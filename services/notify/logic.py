@@ -10,7 +10,6 @@ import base64
 import hashlib
 import hmac
 import re
-import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from enum import Enum, auto
 from typing import Any
 
 from contracts.v1 import ReportStatus
+from services.infra.tokens import new_token, token_hash
 
 PURPOSE_RESULT_READY = "result_ready"
 
@@ -106,15 +106,6 @@ class AccessLink:
     token: str  # goes into the SMS only, never stored
     url: str
     access: dict[str, Any]  # what the report stores: the token's hash, never the token
-
-
-def new_token() -> str:
-    """256 random bits, URL-safe (43 characters, all in the GSM-7 alphabet)."""
-    return secrets.token_urlsafe(32)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
 def access_link(

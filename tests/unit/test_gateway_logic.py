@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from services.gateway import logic
 from services.gateway.logic import LinkState
+from services.infra.tokens import new_token, token_hash
+from services.notify import logic as notify_logic
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -30,22 +33,25 @@ def test_usernames_are_plain_identifiers() -> None:
 
 
 def test_tokens_are_256_bit_and_stored_only_as_their_sha256() -> None:
-    token = logic.new_token()
-    assert len(token) == 43 and token != logic.new_token()
-    assert len(logic.hash_token(token)) == 64 and token not in logic.hash_token(token)
+    token = new_token()
+    assert len(token) == 43 and token != new_token()
+    assert token_hash(token) == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in token_hash(token)
     assert logic.tokens_match(token, token)
     assert not logic.tokens_match(token, token[:-1] + "x")
     assert not logic.tokens_match("", "")
     assert not logic.tokens_match(token, None)
 
 
+def test_the_portal_finds_a_link_by_the_very_hash_notify_stores() -> None:
+    assert notify_logic.new_token is new_token and notify_logic.token_hash is token_hash
+    link = notify_logic.access_link("https://lab.example", NOW, ttl_hours=1)
+    assert link.access["token_hash"] == token_hash(link.url.rsplit("/", 1)[1])
+
+
 def test_login_locks_for_fifteen_minutes_at_the_tenth_failure() -> None:
     assert logic.lock_after_failure(9, NOW) is None
-    until = logic.lock_after_failure(10, NOW)
-    assert until == NOW + timedelta(minutes=15)
-    assert logic.login_locked(until, NOW + timedelta(minutes=14))
-    assert not logic.login_locked(until, NOW + timedelta(minutes=16))
-    assert not logic.login_locked(None, NOW)
+    assert logic.lock_after_failure(10, NOW) == NOW + timedelta(minutes=15)
 
 
 def test_after_login_only_local_paths_are_followed() -> None:
@@ -111,9 +117,18 @@ def test_download_name_carries_the_sample_date() -> None:
     assert logic.report_download_name(None) == "laboratory-report.pdf"
 
 
-def test_only_real_xlsx_files_up_to_ten_megabytes_are_accepted() -> None:
+def test_real_xlsx_workbooks_and_csv_text_files_up_to_ten_megabytes_are_accepted() -> None:
     assert logic.upload_problem("results.XLSX", b"PK\x03\x04rest") is None
-    assert logic.upload_problem("results.csv", b"PK\x03\x04") is not None
+    assert logic.upload_problem("results.csv", b"patient_id,name\nP1,Ada\n") is None
+    assert logic.upload_problem("results.CSV", b"patient_id\n") is None
+    assert logic.upload_problem("results.csv", b"PK\x03\x04\x14\x00") is not None
+    assert logic.upload_problem("results.csv", b"") is not None
+    assert logic.upload_problem("results.xls", b"PK\x03\x04") is not None
+    assert logic.upload_problem("results.txt", b"a,b\n") is not None
+    assert logic.upload_content_type("monday.csv") == "text/csv"
+    assert logic.upload_content_type("monday.xlsx") == (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
     assert logic.upload_problem("results.xlsx", b"") is not None
     assert logic.upload_problem("results.xlsx", b"MZ not a zip") is not None
     too_big = b"PK\x03\x04" + b"0" * logic.MAX_UPLOAD_BYTES

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -138,14 +140,37 @@ async def test_upload_stores_the_sheet_asks_ingest_and_shows_the_batch(
     assert "monday.xlsx" in dashboard
 
 
-async def test_upload_of_something_that_is_not_xlsx_is_refused(
+async def test_csv_upload_is_stored_as_csv_and_handed_to_ingest(
+    admin: TestClient[Any, Any], db: Database, resources: Resources, amqp_url: str
+) -> None:
+    sheet = b"patient_id,name,date_of_birth\nP1,Ada Example,1980-05-17\n"
+    response = await upload(admin, sheet, "tuesday.csv")
+    assert response.status == 200
+    batch = await db.batches.find_one({})
+    assert batch is not None and batch["filename"] == "tuesday.csv"
+    assert response.url.path == f"/batches/{batch['_id']}"
+    stored = await resources.files.get(batch["file_id"])
+    assert stored.data == sheet
+    assert stored.metadata == {"kind": "upload", "content_type": "text/csv"}
+    [message] = await drain(amqp_url, "ingest.batch")
+    assert (message["batch_id"], message["file_id"]) == (batch["_id"], batch["file_id"])
+
+
+async def test_upload_page_offers_xlsx_and_csv(admin: TestClient[Any, Any]) -> None:
+    page = await (await admin.get("/upload")).text()
+    assert 'accept=".xlsx,.csv,' in page and "text/csv" in page
+
+
+async def test_upload_of_something_that_is_neither_xlsx_nor_csv_is_refused(
     admin: TestClient[Any, Any], db: Database, amqp_url: str
 ) -> None:
-    response = await upload(admin, b"name,dob\nA,B\n", "results.csv")
+    response = await upload(admin, b"name\tdob\nA\tB\n", "results.txt")
     assert response.status == 400
-    assert "Only Excel workbooks (.xlsx)" in await response.text()
+    assert "Only Excel workbooks (.xlsx) and CSV files (.csv)" in await response.text()
     disguised = await upload(admin, b"not a zip", "results.xlsx")
     assert disguised.status == 400
+    binary = await upload(admin, b"PK\x03\x04\x00\x00", "results.csv")
+    assert binary.status == 400
     assert await db.batches.count_documents({}) == 0
     assert await drain(amqp_url, "ingest.batch") == []
 
@@ -281,3 +306,36 @@ async def test_a_second_login_page_load_does_not_void_the_first_form(
         "/login", data={"username": "admin", "password": PASSWORD, "csrf_token": first}
     )
     assert response.status == 200 and response.url.path == "/"
+
+
+async def test_parallel_wrong_passwords_are_checked_at_most_ten_times_before_the_lock(
+    client: TestClient[Any, Any], db: Database
+) -> None:
+    await create_user(db, "admin", PASSWORD)
+    token = await csrf_from(client, "/login")
+    wrong = {"username": "admin", "password": "wrong password!!", "csrf_token": token}
+
+    async def guess() -> int:
+        response = await client.post("/login", data=wrong)
+        await response.read()
+        return response.status
+
+    statuses = await asyncio.gather(*(guess() for _ in range(30)))
+    assert statuses.count(401) == 10 and statuses.count(429) == 20
+    assert (await log_in(client)).status == 429
+
+
+async def test_a_login_lock_ends_after_fifteen_minutes(
+    client: TestClient[Any, Any], db: Database
+) -> None:
+    await create_user(db, "admin", PASSWORD)
+    for _ in range(10):
+        assert (await log_in(client, password="wrong password!!")).status == 401
+    assert (await log_in(client)).status == 429
+    record = await db.login_failures.find_one({"_id": "admin"})
+    assert record and record["failures"] == 0
+    await db.login_failures.update_one(
+        {"_id": "admin"}, {"$set": {"locked_until": record["locked_until"] - timedelta(minutes=15)}}
+    )
+    assert (await log_in(client)).status == 200
+    assert await db.login_failures.count_documents({}) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 from datetime import timedelta
@@ -11,9 +12,9 @@ from aiohttp.test_utils import TestClient
 from pypdf import PdfWriter
 
 from contracts.v1 import utcnow
-from services.gateway.logic import hash_token, new_token
 from services.infra.database import Database
 from services.infra.service import Resources
+from services.infra.tokens import new_token, token_hash
 from tests.support import csrf_from, report_document
 
 DATE_OF_BIRTH = "1980-05-17"
@@ -44,7 +45,7 @@ async def notified_report(
             sample_date="2026-03-02",
             pdf_file_id=pdf_id,
             access={
-                "token_hash": hash_token(token),
+                "token_hash": token_hash(token),
                 "expires_at": utcnow() + expires_in,
                 "failed_attempts": 0,
                 "locked": False,
@@ -61,10 +62,10 @@ async def submit_date(client: TestClient[Any, Any], token: str, **fields: str) -
 
 
 async def test_right_date_of_birth_shows_the_report_and_downloads_the_stored_pdf(
-    client: TestClient[Any, Any], resources: Resources, db: Database
+    client: TestClient[Any, Any], resources: Resources
 ) -> None:
     pdf = small_pdf()
-    report_id, token = await notified_report(resources, pdf=pdf)
+    _, token = await notified_report(resources, pdf=pdf)
     status, page = await submit_date(client, token, day="17", month="5", year="1980")
     assert status == 200
     assert f"/r/{token}/report.pdf?download=1" in page
@@ -81,8 +82,19 @@ async def test_right_date_of_birth_shows_the_report_and_downloads_the_stored_pdf
     )
     assert download.headers["Cache-Control"] == "no-store"
 
-    actions = [a["action"] async for a in db.audit.find({"report_id": report_id}).sort("at", 1)]
-    assert actions == ["report.viewed", "report.downloaded"]
+
+async def test_every_inline_view_and_every_download_of_the_pdf_is_audited(
+    client: TestClient[Any, Any], resources: Resources, db: Database
+) -> None:
+    report_id, token = await notified_report(resources)
+    status, _ = await submit_date(client, token, date_of_birth=DATE_OF_BIRTH)  # opens the page
+    assert status == 200
+    for path in ("report.pdf", "report.pdf", "report.pdf?download=1"):  # frame, new tab, save
+        assert (await client.get(f"/r/{token}/{path}")).status == 200
+
+    # ObjectIds made in one process grow: _id order is the order of writing.
+    actions = [a["action"] async for a in db.audit.find({"report_id": report_id}).sort("_id", 1)]
+    assert actions == ["portal.opened", "report.viewed", "report.viewed", "report.downloaded"]
     viewed = await db.audit.find_one({"action": "report.viewed"})
     assert viewed and viewed["actor"] == "patient" and set(viewed["detail"]) == {"ip", "user_agent"}
 
@@ -168,3 +180,31 @@ async def test_date_check_without_the_form_token_counts_nothing(
     assert (await client.get(f"/r/{token}/report", allow_redirects=False)).status == 303
     report = await db.reports.find_one({"_id": report_id})
     assert report and report["access"]["failed_attempts"] == 0
+
+
+async def test_parallel_wrong_dates_are_compared_at_most_five_times_and_then_the_link_stays_locked(
+    client: TestClient[Any, Any], resources: Resources, db: Database
+) -> None:
+    report_id, token = await notified_report(resources)
+    csrf_token = await csrf_from(client, f"/r/{token}")
+    wrong = {"csrf_token": csrf_token, "day": "1", "month": "1", "year": "1990"}
+
+    async def guess() -> int:
+        response = await client.post(f"/r/{token}", data=wrong)
+        await response.read()
+        return response.status
+
+    statuses = await asyncio.gather(*(guess() for _ in range(20)))
+    assert statuses.count(400) == 4 and statuses.count(403) == 16
+
+    report = await db.reports.find_one({"_id": report_id})
+    assert report and report["access"]["locked"] is True
+    assert report["access"]["failed_attempts"] == 5
+    actions = [a["action"] async for a in db.audit.find({"report_id": report_id})]
+    assert sorted(actions) == ["portal.check_failed"] * 4 + ["portal.locked"]
+
+    right = await client.post(
+        f"/r/{token}", data={**wrong, "day": "17", "month": "5", "year": "1980"}
+    )
+    assert right.status == 403 and "Too many attempts" in await right.text()
+    assert (await client.get(f"/r/{token}/report", allow_redirects=False)).status == 303
