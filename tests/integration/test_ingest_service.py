@@ -223,3 +223,22 @@ async def test_sheet_with_an_xml_entity_bomb_is_refused_without_expanding_it(
     assert batch["status"] == "failed"
     assert "contains XML constructs that are not allowed" in batch["failure_reason"]
     assert await db.reports.count_documents({}) == 0
+
+
+async def test_csv_sheet_in_the_default_layout_is_read_like_a_workbook(
+    make_resources: Callable[[str], Resources], db: Database
+) -> None:
+    from services.demo import HEADER, demo_rows
+
+    lines = [",".join(HEADER)]
+    for row in demo_rows(2):
+        lines.append(",".join(str(cell) for cell in row))
+    resources = make_resources("ingest")
+    async with create_app(resources):
+        batch_id = await upload(resources, "\n".join(lines).encode(), "results.csv")
+        batch = await eventually(lambda: finished(db, batch_id))
+    assert (batch["status"], batch["reports_created"], batch["rejected_rows"]) == (
+        "ingested",
+        2,
+        [],
+    )
