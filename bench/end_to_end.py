@@ -25,7 +25,7 @@ from services.devstack import AdminClient
 from services.gateway.adapters import create_user
 from services.infra.database import Database, connect, ensure_indexes
 from services.infra.settings import Settings
-from services.launcher import WORKERS, Stack, free_port, mongodb_server, rabbitmq_vhost
+from services.launcher import WORKERS, Stack, local_settings, mongodb_server, rabbitmq_vhost
 from services.render import adapters as render_adapters
 from services.render import logic as render_logic
 
@@ -132,15 +132,8 @@ def main() -> None:
         var = Path(folder)
         mongodb_uri = stack_of_things.enter_context(mongodb_server(var / "mongodb"))
         amqp_url = stack_of_things.enter_context(rabbitmq_vhost())
-        port = free_port()
-        settings = Settings(
-            MONGODB_URI=mongodb_uri,
-            AMQP_URL=amqp_url,
-            mongodb_database=f"bench_{uuid.uuid4().hex[:6]}",
-            public_base_url=f"http://127.0.0.1:{port}",
-            gateway_port=port,
-            work_dir=var / "work",
-        )
+        database = f"bench_{uuid.uuid4().hex[:6]}"
+        settings = local_settings(mongodb_uri, amqp_url, database, var / "work")
         stack = stack_of_things.enter_context(
             Stack(settings, var / "logs", {**WORKERS, "convert": args.converters})
         )

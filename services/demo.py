@@ -51,41 +51,13 @@ def demo_rows(
         birth = date(1940, 1, 1) + timedelta(days=rng.randrange(0, 365 * 65))
         phone = f"07400 {100000 + first_id + n:06d}"
         sex = rng.choice("FM")
+        patient = [f"P{first_id + n}", name, birth, sex, phone, sampled]
         for test, unit, low, high, decimals in PANEL:
             span = high - low
             value = round(rng.uniform(low - span * 0.3, high + span * 0.3), decimals)
             flag = "H" if value > high else "L" if value < low else ""
-            shown = f"{value:.{decimals}f}"
-            rows.append(
-                [
-                    f"P{first_id + n}",
-                    name,
-                    birth,
-                    sex,
-                    phone,
-                    sampled,
-                    test,
-                    shown,
-                    unit,
-                    f"{low}–{high}",
-                    flag,
-                ]
-            )
-        rows.append(
-            [
-                f"P{first_id + n}",
-                name,
-                birth,
-                sex,
-                phone,
-                sampled,
-                "CRP",
-                "< 5.0",
-                "mg/L",
-                "< 5.0",
-                "",
-            ]
-        )
+            rows.append([*patient, test, f"{value:.{decimals}f}", unit, f"{low}–{high}", flag])
+        rows.append([*patient, "CRP", "< 5.0", "mg/L", "< 5.0", ""])
     return rows
 
 

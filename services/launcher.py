@@ -101,6 +101,19 @@ def rabbitmq_vhost(base_url: str = "amqp://guest:guest@127.0.0.1:5672/") -> Iter
             _rabbitmqctl("delete_vhost", vhost)
 
 
+def local_settings(mongodb_uri: str, amqp_url: str, database: str, work_dir: Path) -> Settings:
+    """Settings for a whole system on this machine, its gateway on a free port."""
+    port = free_port()
+    return Settings(
+        MONGODB_URI=mongodb_uri,
+        AMQP_URL=amqp_url,
+        mongodb_database=database,
+        public_base_url=f"http://127.0.0.1:{port}",
+        gateway_port=port,
+        work_dir=work_dir,
+    )
+
+
 def environment(settings: Settings) -> dict[str, str]:
     """The environment that gives a service process exactly these settings."""
     values = settings.model_dump(mode="json")

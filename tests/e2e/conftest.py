@@ -10,8 +10,7 @@ import pytest
 from services.devstack import AdminClient
 from services.gateway.adapters import create_user
 from services.infra.database import Database, connect, ensure_indexes
-from services.infra.settings import Settings
-from services.launcher import Stack, free_port
+from services.launcher import Stack, local_settings
 
 PASSWORD = "correct horse battery staple"
 
@@ -37,15 +36,8 @@ class System:
 async def system(
     mongodb_uri: str, amqp_url: str, tmp_path: Path, empty_queues: None
 ) -> AsyncIterator[System]:
-    port = free_port()
-    settings = Settings(
-        MONGODB_URI=mongodb_uri,
-        AMQP_URL=amqp_url,
-        mongodb_database=f"e2e_{uuid.uuid4().hex[:8]}",
-        public_base_url=f"http://127.0.0.1:{port}",
-        gateway_port=port,
-        work_dir=tmp_path / "work",
-    )
+    database = f"e2e_{uuid.uuid4().hex[:8]}"
+    settings = local_settings(mongodb_uri, amqp_url, database, tmp_path / "work")
     client, db = connect(settings)
     await ensure_indexes(db)
     await create_user(db, "admin", PASSWORD)
