@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from pymongo import MongoClient
@@ -22,6 +23,7 @@ def test_users_create_stores_only_an_argon2id_hash(
         main(["users", "create", "alice", "--password-stdin"])
     finally:
         get_settings.cache_clear()
+    client: MongoClient[dict[str, Any]]
     with MongoClient(settings.mongodb_uri) as client:
         user = client[settings.mongodb_database].users.find_one({"username": "alice"})
         client.drop_database(settings.mongodb_database)
