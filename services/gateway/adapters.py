@@ -176,6 +176,26 @@ class Audit:
             }
         )
 
+    async def portal_events(self, report_id: str) -> tuple[list[dict[str, Any]], bool]:
+        """The patient's portal activity on a report: see `_latest`."""
+        return await self._latest({"report_id": report_id, "actor": "patient"})
+
+    async def staff_events(self, report_id: str) -> tuple[list[dict[str, Any]], bool]:
+        """Lab staff's access to a report (page opened, PDF viewed): see `_latest`."""
+        return await self._latest({"report_id": report_id, "actor": {"$ne": "patient"}})
+
+    async def _latest(
+        self, query: dict[str, Any], limit: int = logic.REPORT_AUDIT_LIMIT
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The latest `limit` matching records, oldest first, and whether older ones exist."""
+        cursor = (
+            self._db.audit.find(query, {"at": 1, "actor": 1, "action": 1, "detail": 1})
+            .sort([("at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit + 1)
+        )
+        records = await cursor.to_list()
+        return records[:limit][::-1], len(records) > limit
+
 
 class Batches:
     def __init__(self, db: Database) -> None:
@@ -291,6 +311,10 @@ class ReportQueries:
     async def get(self, report_id: str) -> dict[str, Any] | None:
         return await self._db.reports.find_one({"_id": report_id})
 
+    async def detail(self, report_id: str) -> dict[str, Any] | None:
+        """A report for the admin report page, without its `access` (the link token's hash)."""
+        return await self._db.reports.find_one({"_id": report_id}, {"access": 0})
+
     async def by_link_token(self, token: str) -> dict[str, Any] | None:
         if not logic.looks_like_token(token):
             return None
@@ -323,6 +347,33 @@ class ReportQueries:
             {"_id": report_id, "access.locked": {"$ne": True}},
             {"$set": {"access.failed_attempts": 0}},
         )
+
+
+class NotificationQueries:
+    """Reads of `notifications` for the admin pages (the notify service writes them)."""
+
+    # What the report page shows; nothing else (never the SMS body or its link) is read.
+    FIELDS = (
+        "version",
+        "purpose",
+        "status",
+        "provider",
+        "provider_message_id",
+        "attempts",
+        "error",
+        "created_at",
+        "sent_at",
+        "delivered_at",
+    )
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def for_report(self, report_id: str) -> list[dict[str, Any]]:
+        cursor = self._db.notifications.find(
+            {"report_id": report_id}, dict.fromkeys(self.FIELDS, 1)
+        ).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        return await cursor.to_list()
 
 
 class Stats:

@@ -1,4 +1,5 @@
-"""Admin pages: login, dashboard, upload, batch progress (with a live stream), reports, outbox."""
+"""Admin pages: login, dashboard, upload, batch progress (with a live stream), reports (the list
+and one report in detail), outbox."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from services.gateway import logic
 from services.gateway.adapters import (
     Audit,
     Batches,
+    NotificationQueries,
     Outbox,
     ReportQueries,
     Sessions,
@@ -131,6 +133,7 @@ class AdminHandlers:
         self._reports = ReportQueries(resources.db)
         self._outbox = Outbox(resources.db)
         self._audit = Audit(resources.db)
+        self._notifications = NotificationQueries(resources.db)
 
     # --- login ---------------------------------------------------------------------------
 
@@ -334,6 +337,42 @@ class AdminHandlers:
                 "page": page,
                 "prev_link": page_link(page - 1) if page > 1 else None,
                 "next_link": page_link(page + 1) if has_next else None,
+            },
+        )
+
+    async def report(self, request: web.Request) -> web.StreamResponse:
+        """One report for lab staff: patient, results, timeline, SMS and portal activity."""
+        report = await self._reports.detail(request.match_info["report_id"])
+        if report is None:
+            return render(
+                request,
+                "error.html",
+                {"title": "Report not found", "message": "There is no report with this id."},
+                status=404,
+            )
+        # Staff reading lab data is traceable; written before anything is shown.
+        await self._audit.write(
+            f"admin:{request[USER]}", "admin.report_opened", report["_id"], client_detail(request)
+        )
+        source = logic.report_source(report)
+        batch = await self._batches.get(source["batch_id"]) if source["batch_id"] else None
+        portal, portal_more = await self._audit.portal_events(report["_id"])
+        staff, staff_more = await self._audit.staff_events(report["_id"])
+        return render(
+            request,
+            "report.html",
+            {
+                "report": report,
+                "patient": report.get("patient") or {},
+                "source": source,
+                "batch_name": batch["filename"] if batch else source["batch_id"],
+                "timeline": logic.report_timeline(report.get("history")),
+                "notifications": await self._notifications.for_report(report["_id"]),
+                "portal_events": logic.audit_rows(portal),
+                "portal_more": portal_more,
+                "staff_events": logic.audit_rows(staff),
+                "staff_more": staff_more,
+                "audit_limit": logic.REPORT_AUDIT_LIMIT,
             },
         )
 

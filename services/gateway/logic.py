@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -25,6 +25,7 @@ PORTAL_SESSION_TTL = timedelta(minutes=15)
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 REPORTS_PAGE_SIZE = 50
+REPORT_AUDIT_LIMIT = 100  # audit records of each kind the report page shows (the latest)
 
 # Order in which statuses are shown: the healthy path first, then the side exits.
 STATUS_ORDER: tuple[str, ...] = (
@@ -240,6 +241,76 @@ def batch_count_summary(
         "reports_in_progress": in_progress,
         "statuses": statuses,
     }
+
+
+# --- the admin report page ----------------------------------------------------------------
+
+_NO_TIME = datetime.min.replace(tzinfo=UTC)
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def report_timeline(history: Any) -> list[dict[str, Any]]:
+    """A report's status history, oldest first: [{status, at, reason}].
+
+    Stages push entries in order; sorting (stable) still puts them right should two stages
+    ever have written out of order. An entry without a time is kept, first.
+    """
+    entries = [
+        {
+            "status": str(entry.get("status") or ""),
+            "at": _instant(entry.get("at")),
+            "reason": str(entry.get("reason") or ""),
+        }
+        for entry in (history if isinstance(history, list) else [])
+        if isinstance(entry, Mapping)
+    ]
+    return sorted(entries, key=lambda entry: entry["at"] or _NO_TIME)
+
+
+def report_source(report: Mapping[str, Any]) -> dict[str, str]:
+    """Where a report came from, every key present: kind `sheet` (batch_id, rows as text),
+    `lis` (message_id, accession) or "" when the report does not say."""
+    source = report.get("source")
+    source = source if isinstance(source, Mapping) else {}
+    found = {"kind": "", "batch_id": "", "rows": "", "message_id": "", "accession": ""}
+    if source.get("kind") == "sheet":
+        rows = source.get("rows")
+        found |= {
+            "kind": "sheet",
+            "batch_id": str(source.get("batch_id") or report.get("batch_id") or ""),
+            "rows": ", ".join(str(row) for row in rows) if isinstance(rows, list) else "",
+        }
+    elif source.get("kind") == "lis":
+        found |= {
+            "kind": "lis",
+            "message_id": str(source.get("message_id") or ""),
+            "accession": str(source.get("accession") or ""),
+        }
+    return found
+
+
+def audit_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Audit records as the report page shows them: {at, actor, action, ip, user_agent}; any
+    other detail stays unshown."""
+    rows = []
+    for record in records:
+        detail = record.get("detail")
+        detail = detail if isinstance(detail, Mapping) else {}
+        rows.append(
+            {
+                "at": record.get("at"),
+                "actor": str(record.get("actor") or ""),
+                "action": str(record.get("action") or ""),
+                "ip": str(detail.get("ip") or ""),
+                "user_agent": str(detail.get("user_agent") or ""),
+            }
+        )
+    return rows
 
 
 # --- text helpers -------------------------------------------------------------------------

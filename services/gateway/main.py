@@ -84,6 +84,7 @@ def create_app(resources: Resources | None = None) -> web.Application:
     r.add_get("/batches/{batch_id}/counts", admin.batch_counts)
     r.add_get("/batches/{batch_id}/events", admin.batch_events)
     r.add_get("/reports", admin.reports)
+    r.add_get("/reports/{report_id}", admin.report)
     r.add_get("/reports/{report_id}/report.pdf", admin.report_pdf)
     r.add_get("/outbox", admin.outbox)
     r.add_get("/r/{token}", portal.check_form)

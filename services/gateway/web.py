@@ -98,11 +98,13 @@ def client_detail(request: web.Request) -> dict[str, Any]:
     return {"ip": request.remote or "", "user_agent": request.headers.get("User-Agent", "")[:300]}
 
 
-def format_datetime(value: Any) -> str:
+def format_datetime(value: Any, seconds: bool = False) -> str:
+    """An instant as UTC text; `seconds` for timelines, where steps come seconds apart."""
     # Documents written by other services may lack a field: show nothing rather than fail.
     if not isinstance(value, datetime):
         return ""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    pattern = "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC"
+    return value.astimezone(UTC).strftime(pattern)
 
 
 class RedactingAccessLogger(AbstractAccessLogger):

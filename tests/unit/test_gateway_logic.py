@@ -187,3 +187,66 @@ def test_twilio_statuses_map_onto_receipt_statuses() -> None:
     assert logic.twilio_receipt_status("sending") == "queued"
     assert logic.twilio_receipt_status("read") == "delivered"
     assert logic.twilio_receipt_status("receiving") is None
+
+
+def test_a_report_timeline_is_oldest_first_whatever_order_it_was_stored_in() -> None:
+    history = [
+        {"status": "rendered", "at": NOW + timedelta(seconds=5), "reason": ""},
+        {"status": "received", "at": NOW, "reason": None},
+        {"status": "failed", "at": NOW + timedelta(seconds=9), "reason": "converter timed out"},
+        "not an entry",
+    ]
+    assert logic.report_timeline(history) == [
+        {"status": "received", "at": NOW, "reason": ""},
+        {"status": "rendered", "at": NOW + timedelta(seconds=5), "reason": ""},
+        {"status": "failed", "at": NOW + timedelta(seconds=9), "reason": "converter timed out"},
+    ]
+    assert logic.report_timeline(None) == []
+
+
+def test_a_report_timeline_puts_an_entry_without_a_time_first_and_reads_no_zone_as_utc() -> None:
+    naive = datetime(2026, 3, 2, 12, 0)  # a document written without a zone
+    timeline = logic.report_timeline(
+        [{"status": "rendered", "at": naive}, {"status": "received", "at": None}]
+    )
+    assert [entry["status"] for entry in timeline] == ["received", "rendered"]
+    assert timeline[1]["at"] == NOW
+
+
+def test_a_report_source_says_sheet_rows_and_batch_or_lis_message_and_accession() -> None:
+    sheet = {"batch_id": "b1", "source": {"kind": "sheet", "batch_id": "b1", "rows": [2, 3]}}
+    assert logic.report_source(sheet) == {
+        "kind": "sheet",
+        "batch_id": "b1",
+        "rows": "2, 3",
+        "message_id": "",
+        "accession": "",
+    }
+    lis = {"source": {"kind": "lis", "message_id": "M1", "accession": "A1"}}
+    assert logic.report_source(lis) == {
+        "kind": "lis",
+        "batch_id": "",
+        "rows": "",
+        "message_id": "M1",
+        "accession": "A1",
+    }
+    assert logic.report_source({})["kind"] == ""
+
+
+def test_audit_rows_show_time_actor_action_and_client_but_no_other_detail() -> None:
+    record = {
+        "at": NOW,
+        "actor": "patient",
+        "action": "portal.opened",
+        "detail": {"ip": "203.0.113.7", "user_agent": "Phone/1", "token": "secret"},
+    }
+    assert logic.audit_rows([record, {"action": "report.viewed"}]) == [
+        {
+            "at": NOW,
+            "actor": "patient",
+            "action": "portal.opened",
+            "ip": "203.0.113.7",
+            "user_agent": "Phone/1",
+        },
+        {"at": None, "actor": "", "action": "report.viewed", "ip": "", "user_agent": ""},
+    ]

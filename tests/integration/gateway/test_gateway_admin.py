@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from contracts.v1 import ReportStatus, ReportStatusChanged
+from contracts.v1 import ReportStatus, ReportStatusChanged, utcnow
 from services.demo import demo_sheet
 from services.gateway.adapters import UserError, create_user
 from services.infra.broker import publish
@@ -339,3 +339,190 @@ async def test_a_login_lock_ends_after_fifteen_minutes(
     )
     assert (await log_in(client)).status == 200
     assert await db.login_failures.count_documents({}) == 0
+
+
+# --- one report in detail --------------------------------------------------------------------
+
+
+async def insert_failed_sheet_report(db: Database) -> tuple[str, str]:
+    """A sheet report that went received → rendered → failed, with results. Returns
+    (batch id, report id)."""
+    batch_id = await insert_batch_with_reports(db, [])
+    report_id = uuid.uuid4().hex
+    start = utcnow() - timedelta(minutes=5)
+    await db.reports.insert_one(
+        report_document(
+            report_id=report_id,
+            batch_id=batch_id,
+            status="failed",
+            patient={"patient_id": "P-77", "name": "Ada Example", "date_of_birth": "1980-05-17"},
+            results=[
+                {
+                    "test": "Potassium",
+                    "value": "6.1",
+                    "unit": "mmol/L",
+                    "reference_range": "3.5-5.1",
+                    "flag": "H",
+                }
+            ],
+            history=[
+                {"status": "received", "at": start, "reason": "step one"},
+                {"status": "rendered", "at": start + timedelta(seconds=5), "reason": "step two"},
+                {"status": "failed", "at": start + timedelta(seconds=9), "reason": "step three"},
+            ],
+            failure_reason="PDF conversion timed out",
+            access={
+                "token_hash": "f" * 64,
+                "expires_at": utcnow() + timedelta(days=1),
+                "failed_attempts": 0,
+                "locked": False,
+            },
+        )
+    )
+    return batch_id, report_id
+
+
+async def test_report_page_needs_an_admin_login_and_records_nothing_without_one(
+    client: TestClient[Any, Any], db: Database
+) -> None:
+    _, report_id = await insert_failed_sheet_report(db)
+    response = await client.get(f"/reports/{report_id}", allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == f"/login?next=/reports/{report_id}"
+    assert await db.audit.count_documents({}) == 0
+
+
+async def test_report_page_shows_patient_results_source_and_the_timeline_oldest_first(
+    admin: TestClient[Any, Any], db: Database
+) -> None:
+    batch_id, report_id = await insert_failed_sheet_report(db)
+    response = await admin.get(f"/reports/{report_id}")
+    assert response.status == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    page = await response.text()
+    for shown in ("P-77", "Ada Example", "1980-05-17", "+447700900123", "2026-03-02"):
+        assert shown in page
+    for shown in ("Potassium", "6.1", "mmol/L", "3.5-5.1", "H (high)"):
+        assert shown in page
+    assert f'href="/batches/{batch_id}">results.xlsx</a>' in page  # sheet rows of that batch
+    steps = [page.index(f"step {n}") for n in ("one", "two", "three")]
+    assert steps == sorted(steps)
+    assert "f" * 64 not in page  # the link token's hash is never shown
+
+
+async def test_report_page_of_a_failed_report_gives_the_failure_reason(
+    admin: TestClient[Any, Any], db: Database
+) -> None:
+    _, report_id = await insert_failed_sheet_report(db)
+    page = await (await admin.get(f"/reports/{report_id}")).text()
+    assert 'role="alert"' in page and "PDF conversion timed out" in page
+
+
+async def test_report_page_of_an_lis_report_gives_its_message_and_accession(
+    admin: TestClient[Any, Any], db: Database
+) -> None:
+    await db.reports.insert_one(
+        report_document(
+            report_id="lis-report-1",
+            source={"kind": "lis", "message_id": "MSG-0042", "accession": "ACC-9001"},
+        )
+    )
+    page = await (await admin.get("/reports/lis-report-1")).text()
+    assert "MSG-0042" in page and "ACC-9001" in page
+    assert "Open PDF" not in page  # no PDF yet, no link to one
+
+
+async def test_report_page_shows_the_sms_notification_and_nothing_token_like(
+    admin: TestClient[Any, Any], db: Database
+) -> None:
+    _, report_id = await insert_failed_sheet_report(db)
+    token = "tokenThatMustNeverShow-" + uuid.uuid4().hex
+    await db.notifications.insert_one(
+        {
+            "_id": uuid.uuid4().hex,
+            "report_id": report_id,
+            "version": 1,
+            "purpose": "result_ready",
+            "to": "+447700900123",
+            "provider": "twilio",
+            "status": "undelivered",
+            "refused": False,
+            "attempts": 1,
+            "provider_message_id": "SM0123456789abcdef",
+            "provider_status": "queued",
+            "error": "undelivered 30003",
+            "created_at": utcnow(),
+            "sent_at": utcnow(),
+            # Not in the data model; a page reading whole records would show it.
+            "body": f"Your results: https://lab.example/r/{token}",
+        }
+    )
+    page = await (await admin.get(f"/reports/{report_id}")).text()
+    assert "SM0123456789abcdef" in page and "undelivered 30003" in page
+    assert 'class="badge s-undelivered">undelivered<' in page
+    assert token not in page
+
+
+async def test_report_page_shows_the_portal_activity_of_that_report_only(
+    admin: TestClient[Any, Any], db: Database
+) -> None:
+    _, report_id = await insert_failed_sheet_report(db)
+    start = utcnow() - timedelta(minutes=1)
+    for n, action in enumerate(["portal.check_failed", "portal.opened", "report.viewed"]):
+        await db.audit.insert_one(
+            {
+                "at": start + timedelta(seconds=n),
+                "actor": "patient",
+                "action": action,
+                "report_id": report_id,
+                "detail": {"ip": "203.0.113.7", "user_agent": "PatientPhone/1.0"},
+            }
+        )
+    await db.audit.insert_one(
+        {
+            "at": start,
+            "actor": "patient",
+            "action": "report.downloaded",
+            "report_id": "another-report",
+            "detail": {"ip": "198.51.100.9", "user_agent": "Other/1.0"},
+        }
+    )
+    page = await (await admin.get(f"/reports/{report_id}")).text()
+    portal = page[page.index("Portal activity") : page.index("Staff access")]
+    actions = [portal.index(a) for a in ("portal.check_failed", "portal.opened", "report.viewed")]
+    assert actions == sorted(actions)
+    assert "203.0.113.7" in portal and "PatientPhone/1.0" in portal
+    assert "report.downloaded" not in page and "198.51.100.9" not in page
+
+
+async def test_opening_a_report_page_is_audited_as_admin_report_opened(
+    admin: TestClient[Any, Any], db: Database
+) -> None:
+    _, report_id = await insert_failed_sheet_report(db)
+    assert (await admin.get(f"/reports/{report_id}")).status == 200
+    [opened] = await db.audit.find({"report_id": report_id}).to_list()
+    assert (opened["actor"], opened["action"]) == ("admin:admin", "admin.report_opened")
+    assert set(opened["detail"]) == {"ip", "user_agent"}
+    page = await (await admin.get(f"/reports/{report_id}")).text()
+    staff = page[page.index("Staff access") :]
+    assert staff.count("admin.report_opened") == 2  # the first opening and this one
+    assert await db.audit.count_documents({"action": "report.viewed"}) == 0
+
+
+async def test_an_unknown_report_id_gives_a_not_found_page(
+    admin: TestClient[Any, Any], db: Database
+) -> None:
+    response = await admin.get("/reports/no-such-report")
+    assert response.status == 404
+    assert "Report not found" in await response.text()
+    assert await db.audit.count_documents({}) == 0
+
+
+async def test_the_reports_list_and_the_batch_page_link_each_report_to_its_page(
+    admin: TestClient[Any, Any], db: Database
+) -> None:
+    batch_id, report_id = await insert_failed_sheet_report(db)
+    listing = await (await admin.get("/reports")).text()
+    assert f'href="/reports/{report_id}"' in listing
+    batch_page = await (await admin.get(f"/batches/{batch_id}")).text()
+    assert f'href="/reports/{report_id}"' in batch_page
