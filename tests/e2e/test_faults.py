@@ -14,7 +14,7 @@ from tests.e2e.conftest import System
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
-PATIENTS = 30
+PATIENTS = 40  # enough that a fault always lands mid-batch
 
 
 async def under_way(system: System) -> bool:
