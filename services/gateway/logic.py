@@ -329,6 +329,18 @@ def redact_path(path: str) -> str:
     return _PORTAL_PATH.sub("/r/<token>", path)
 
 
+def _gauge(
+    name: str, summary: str, label: str, counts: Mapping[str, int], known: Sequence[str] = ()
+) -> list[str]:
+    """One Prometheus gauge: the `known` label values always (0 when absent), then any other."""
+    values = list(known) + sorted(set(counts) - set(known))
+    return [
+        f"# HELP {name} {summary}",
+        f"# TYPE {name} gauge",
+        *(f'{name}{{{label}="{v}"}} {int(counts.get(v, 0))}' for v in values),
+    ]
+
+
 def metrics_text(
     report_counts: Mapping[str, int],
     batch_counts: Mapping[str, int],
@@ -336,28 +348,20 @@ def metrics_text(
 ) -> str:
     """Prometheus text exposition of the current counts."""
     lines = [
-        "# HELP resultflow_reports Reports by status.",
-        "# TYPE resultflow_reports gauge",
-    ]
-    statuses = list(STATUS_ORDER) + sorted(set(report_counts) - set(STATUS_ORDER))
-    lines += [
-        f'resultflow_reports{{status="{s}"}} {int(report_counts.get(s, 0))}' for s in statuses
-    ]
-    lines += [
-        "# HELP resultflow_batches Uploaded batches by status.",
-        "# TYPE resultflow_batches gauge",
-    ]
-    batch_statuses = list(BATCH_STATUSES) + sorted(set(batch_counts) - set(BATCH_STATUSES))
-    lines += [
-        f'resultflow_batches{{status="{s}"}} {int(batch_counts.get(s, 0))}' for s in batch_statuses
-    ]
-    lines += [
-        "# HELP resultflow_portal_events Audited patient portal events by action.",
-        "# TYPE resultflow_portal_events gauge",
-    ]
-    lines += [
-        f'resultflow_portal_events{{action="{a}"}} {int(n)}'
-        for a, n in sorted(audit_counts.items())
+        *_gauge("resultflow_reports", "Reports by status.", "status", report_counts, STATUS_ORDER),
+        *_gauge(
+            "resultflow_batches",
+            "Uploaded batches by status.",
+            "status",
+            batch_counts,
+            BATCH_STATUSES,
+        ),
+        *_gauge(
+            "resultflow_portal_events",
+            "Audited patient portal events by action.",
+            "action",
+            audit_counts,
+        ),
     ]
     return "\n".join(lines) + "\n"
 
