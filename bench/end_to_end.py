@@ -20,12 +20,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from services.demo import demo_sheet
-from services.devstack import AdminClient
-from services.gateway.adapters import create_user
+from devtools.admin_client import AdminClient
+from devtools.demo import demo_sheet
+from devtools.launcher import WORKERS, Stack, local_settings, mongodb_server, rabbitmq_vhost
+from services.gateway.accounts import create_user
 from services.infra.database import Database, connect, ensure_indexes
 from services.infra.settings import Settings
-from services.launcher import WORKERS, Stack, local_settings, mongodb_server, rabbitmq_vhost
 from services.render import adapters as render_adapters
 from services.render import logic as render_logic
 

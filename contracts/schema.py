@@ -1,4 +1,5 @@
-"""JSON Schema of every message and the AsyncAPI document of the topology (as dicts)."""
+"""JSON Schema of every message, the AsyncAPI document of the topology (as dicts), and the
+table of who publishes and who consumes each message (markdown, for docs/)."""
 
 from __future__ import annotations
 
@@ -83,3 +84,18 @@ def asyncapi() -> dict[str, Any]:
         "operations": operations,
         "components": {"messages": messages, "schemas": schemas},
     }
+
+
+def consumers_table() -> str:
+    """Markdown: every message, who publishes it, which service consumes it from which queue."""
+    lines = [
+        "| message | routing key | published by | consumed by | queue | dead letters |",
+        "|---|---|---|---|---|---|",
+    ]
+    for queue in topology.QUEUES:
+        lines.append(
+            f"| `{queue.message.__name__}` | `{queue.routing_key}` | "
+            f"{', '.join(queue.published_by)} | {queue.consumer} | `{queue.name}` | "
+            f"`{queue.dead_letter_queue}` |"
+        )
+    return "\n".join(lines) + "\n"

@@ -25,6 +25,7 @@ class Queue:
     routing_key: str
     consumer: str
     message: type[v1.Message]
+    published_by: tuple[str, ...]  # who publishes it (documentation: docs/follow-one-report.md)
     arguments: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -42,17 +43,28 @@ class Queue:
 
 
 QUEUES: tuple[Queue, ...] = (
-    Queue("ingest.batch", v1.IngestBatch.routing_key, "ingest", v1.IngestBatch),
-    Queue("ingest.lis-result", v1.IngestLisResult.routing_key, "ingest", v1.IngestLisResult),
-    Queue("render.report", v1.RenderReport.routing_key, "render", v1.RenderReport),
-    Queue("convert.report", v1.ConvertReport.routing_key, "convert", v1.ConvertReport),
-    Queue("notify.patient", v1.NotifyPatient.routing_key, "notify", v1.NotifyPatient),
-    Queue("notify.sms-receipt", v1.SmsReceipt.routing_key, "notify", v1.SmsReceipt),
+    Queue("ingest.batch", v1.IngestBatch.routing_key, "ingest", v1.IngestBatch, ("gateway",)),
+    Queue(
+        "ingest.lis-result",
+        v1.IngestLisResult.routing_key,
+        "ingest",
+        v1.IngestLisResult,
+        ("the lab's LIS",),
+    ),
+    Queue("render.report", v1.RenderReport.routing_key, "render", v1.RenderReport, ("ingest",)),
+    Queue(
+        "convert.report", v1.ConvertReport.routing_key, "convert", v1.ConvertReport, ("render",)
+    ),
+    Queue(
+        "notify.patient", v1.NotifyPatient.routing_key, "notify", v1.NotifyPatient, ("convert",)
+    ),
+    Queue("notify.sms-receipt", v1.SmsReceipt.routing_key, "notify", v1.SmsReceipt, ("gateway",)),
     Queue(
         "gateway.report-status",
         v1.ReportStatusChanged.routing_key,
         "gateway",
         v1.ReportStatusChanged,
+        ("render", "convert", "notify"),
     ),
 )
 

@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy contracts services bench tests
+.venv/bin/mypy contracts services devtools bench tests
 exec .venv/bin/pytest -p no:cacheprovider "$@"

@@ -22,8 +22,8 @@ def export_contracts(directory: Path) -> None:
 
 
 def create_user(username: str, password_stdin: bool) -> None:
-    from services.gateway.adapters import UserError
-    from services.gateway.adapters import create_user as store_user
+    from services.gateway.accounts import UserError
+    from services.gateway.accounts import create_user as store_user
     from services.infra.database import connect, ensure_indexes
     from services.infra.settings import get_settings
 
@@ -76,8 +76,10 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "users":
         create_user(args.username, args.password_stdin)
     elif args.command == "run":
-        from services.devstack import run_everything
-
+        try:
+            from devtools.devstack import run_everything
+        except ModuleNotFoundError:
+            sys.exit("resultflow: `run` needs the development tools of a source checkout")
         run_everything(args.var, demo=not args.no_demo)
     elif args.command == "gateway":
         from services.gateway.main import main as gateway_main

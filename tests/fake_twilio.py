@@ -28,7 +28,7 @@ import aiohttp
 from aiohttp import web
 
 from contracts.v1 import utcnow
-from services.notify.logic import twilio_signature
+from services.infra.twilio import signature as twilio_signature
 from tests.support import free_port
 
 API_VERSION = "2010-04-01"

@@ -18,15 +18,17 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from contracts.v1 import LabResult, Patient, ReportStatus, utcnow
+from contracts.v1 import IngestLisResult, LabResult, Patient, ReportStatus, utcnow
+from devtools.launcher import free_port, mongodb_server, rabbitmq_vhost
+from services.infra.documents import LisSource, SheetSource
 from services.ingest import logic as ingest
-from services.launcher import free_port, mongodb_server, rabbitmq_vhost
 
 __all__ = [
     "csrf_from",
     "drain",
     "eventually",
     "free_port",
+    "lis_message",
     "mongodb_server",
     "office_processes",
     "rabbitmq_vhost",
@@ -106,8 +108,9 @@ def report_document(
     report_id = report_id or uuid.uuid4().hex
     person = Patient.model_validate({**PATIENT, **(patient or {})})
     sampled = date.fromisoformat(sample_date)
+    source: SheetSource | LisSource
     if batch_id is None:
-        source: dict[str, Any] = {"kind": "lis", "message_id": report_id, "accession": report_id}
+        source = {"kind": "lis", "message_id": report_id, "accession": report_id}
         source_key = f"lis:{report_id}"
     else:
         source = {"kind": "sheet", "batch_id": batch_id, "rows": [2]}
@@ -117,17 +120,19 @@ def report_document(
         patient=person,
         sample_date=sampled,
         results=[LabResult.model_validate(r) for r in (RESULTS if results is None else results)],
-        rows=source.get("rows", []),
+        rows=source["rows"] if source["kind"] == "sheet" else [],
         comments=comments,
     )
     now = utcnow()
-    document = ingest.report_document(
-        draft,
-        report_id=report_id,
-        lab_id="demo-lab",
-        correlation_id=batch_id or f"corr-{report_id}",
-        source=source,
-        now=now,
+    document: dict[str, Any] = dict(
+        ingest.report_document(
+            draft,
+            report_id=report_id,
+            lab_id="demo-lab",
+            correlation_id=batch_id or f"corr-{report_id}",
+            source=source,
+            now=now,
+        )
     )
     document["status"] = ReportStatus(status).value
     document["history"] = [{"status": document["status"], "at": now, "reason": ""}]
@@ -158,3 +163,23 @@ def office_processes(work_dir: Path) -> list[tuple[int, int]]:
         if any(arg.startswith(marker) for arg in argv) and fields[0] != "Z":
             found.append((int(entry.name), int(fields[2])))
     return found
+
+
+def lis_message(**overrides: Any) -> IngestLisResult:
+    body: dict[str, Any] = {
+        "correlation_id": uuid.uuid4().hex,
+        "message_id": "LIS-1",
+        "lab_id": "lab",
+        "accession": "ACC-1",
+        "patient": {
+            "patient_id": "P7",
+            "name": "Ivo Haddad",
+            "date_of_birth": "1966-05-04",
+            "sex": "M",
+            "phone": "07400 123456",
+        },
+        "sample_date": "2026-11-23",
+        "results": [{"test": "HbA1c", "value": "48", "unit": "mmol/mol", "flag": "H"}],
+    }
+    body.update(overrides)
+    return IngestLisResult.model_validate(body)

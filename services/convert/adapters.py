@@ -1,4 +1,5 @@
 """The outside world of the convert stage: a warm LibreOffice, owned by this process, over UNO.
+(Its process hygiene, the profile, orphans and pipes, is in `office_process`.)
 
 One `soffice` per worker process, started once with its own profile and kept warm; each
 document is loaded hidden, read-only and with macros never executed, exported to PDF and
@@ -11,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -30,6 +29,13 @@ from com.sun.star.lang import IllegalArgumentException
 from com.sun.star.uno import Exception as UnoException
 
 from services.convert.logic import looks_like_docx, looks_like_pdf, should_restart
+from services.convert.office_process import (
+    kill_group,
+    launch,
+    reap_orphaned_offices,
+    remove_pipes,
+    write_profile,
+)
 from services.infra.settings import Settings
 
 log = structlog.get_logger()
@@ -43,26 +49,6 @@ NEVER_EXECUTE = 0
 NO_UPDATE = 0
 DOCX_FILTER = "MS Word 2007 XML"
 PDF_FILTER = "writer_pdf_Export"
-
-# Written before the first start so no document can ever run a macro or follow a link to
-# somewhere untrusted (Debian ships with both allowed); recovery data would only be
-# written for documents we never want reopened.
-PROFILE_SETTINGS = """<?xml version="1.0" encoding="UTF-8"?>
-<oor:items xmlns:oor="http://openoffice.org/2001/registry"
- xmlns:xs="http://www.w3.org/2001/XMLSchema"
- xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-<item oor:path="/org.openoffice.Office.Common/Security/Scripting">\
-<prop oor:name="MacroSecurityLevel" oor:op="fuse"><value>3</value></prop></item>
-<item oor:path="/org.openoffice.Office.Common/Security/Scripting">\
-<prop oor:name="DisableMacrosExecution" oor:op="fuse"><value>true</value></prop></item>
-<item oor:path="/org.openoffice.Office.Common/Security/Scripting">\
-<prop oor:name="BlockUntrustedRefererLinks" oor:op="fuse"><value>true</value></prop></item>
-<item oor:path="/org.openoffice.Office.Recovery/AutoSave">\
-<prop oor:name="Enabled" oor:op="fuse"><value>false</value></prop></item>
-<item oor:path="/org.openoffice.Office.Recovery/RecoveryInfo">\
-<prop oor:name="Enabled" oor:op="fuse"><value>false</value></prop></item>
-</oor:items>
-"""
 
 
 class ConversionError(Exception):
@@ -96,89 +82,6 @@ def _resolver() -> Any:
         return _local_context.ServiceManager.createInstanceWithContext(
             "com.sun.star.bridge.UnoUrlResolver", _local_context
         )
-
-
-def write_profile(profile: Path) -> None:
-    """Give a fresh profile the security settings before LibreOffice ever reads it."""
-    user = profile / "user"
-    user.mkdir(parents=True, exist_ok=True)
-    settings_file = user / "registrymodifications.xcu"
-    if not settings_file.exists():
-        settings_file.write_text(PROFILE_SETTINGS, encoding="utf-8")
-
-
-def remove_pipes(profile_uri: str, pipe: str) -> None:
-    """Remove the socket files a killed LibreOffice leaves in /tmp.
-
-    One is our --accept pipe; the other is its single-instance pipe, named after the MD5
-    of the profile URL in UTF-16 (each byte in hex without padding, as LibreOffice does).
-    """
-    digest = hashlib.md5(profile_uri.encode("utf-16-le"), usedforsecurity=False).digest()
-    single_instance = "SingleOfficeIPC_" + "".join(f"{byte:x}" for byte in digest)
-    for name in (pipe, single_instance):
-        if name:
-            Path(f"/tmp/OSL_PIPE_{os.getuid()}_{name}").unlink(missing_ok=True)  # noqa: S108
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _offices_using(profile_uri: str) -> tuple[set[int], set[str]]:
-    """Process groups and --accept pipe names of the LibreOffices running on a profile."""
-    groups: set[int] = set()
-    pipes: set[str] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            if f"-env:UserInstallation={profile_uri}" in argv:
-                groups.add(os.getpgid(int(entry.name)))
-                pipes.update(
-                    arg.split("name=", 1)[1].split(";", 1)[0]
-                    for arg in argv
-                    if arg.startswith("--accept=pipe,name=")
-                )
-        except (OSError, ValueError):
-            continue
-    return groups, pipes
-
-
-def reap_orphaned_offices(work_dir: Path) -> int:
-    """Kill the LibreOffices of workers that died without stopping theirs; how many were found.
-
-    Each office runs in its own session, so a worker killed with SIGKILL leaves it running;
-    its directory name carries the dead worker's pid. `work_dir` must therefore be local to
-    this machine's process namespace (not a volume shared between containers).
-    """
-    reaped = 0
-    own_group = os.getpgid(0)
-    for home in Path(work_dir).glob("office-*-*"):
-        try:
-            owner = int(home.name.split("-")[1])
-        except (IndexError, ValueError):
-            continue
-        if owner == os.getpid() or _alive(owner):
-            continue
-        profile_uri = (home / "profile").as_uri()
-        groups, pipes = _offices_using(profile_uri)
-        for group in groups - {own_group}:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, signal.SIGKILL)
-        for pipe in pipes or {""}:
-            remove_pipes(profile_uri, pipe)
-        shutil.rmtree(home, ignore_errors=True)
-        reaped += 1
-    if reaped:
-        log.warning("office.reaped_orphans", count=reaped)
-    return reaped
 
 
 class LibreOffice:
@@ -305,30 +208,7 @@ class LibreOffice:
 
     def _launch(self) -> subprocess.Popen[bytes]:
         self._pipe = f"resultflow-{uuid.uuid4().hex}"
-        stderr = (self.home / "office.log").open("ab")
-        try:
-            return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                [
-                    self._soffice,
-                    f"-env:UserInstallation={self.profile.as_uri()}",
-                    f"--accept=pipe,name={self._pipe};urp;StarOffice.ComponentContext",
-                    "--headless",
-                    "--invisible",
-                    "--nocrashreport",
-                    "--nodefault",
-                    "--nolockcheck",
-                    "--nologo",
-                    "--norestore",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                cwd=self.home,
-                # Own process group: soffice -> oosplash -> soffice.bin die together.
-                start_new_session=True,
-            )
-        finally:
-            stderr.close()
+        return launch(self._soffice, self.home, self.profile, self._pipe)
 
     def _start_sync(self) -> None:
         self._jobs.mkdir(parents=True, exist_ok=True)
@@ -343,7 +223,7 @@ class LibreOffice:
             code = process.poll()
             if code is not None:
                 # A new profile may end the first run with 81 (restart request).
-                self._kill_group(process)
+                kill_group(process)
                 if launches >= MAX_LAUNCHES or time.monotonic() > deadline:
                     self._process = None
                     raise OfficeFailureError(f"LibreOffice exited with code {code} on start")
@@ -431,20 +311,12 @@ class LibreOffice:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(5)
 
-    @staticmethod
-    def _kill_group(process: subprocess.Popen[bytes], wait: float = 5.0) -> None:
-        # SIGKILL to the parent alone would orphan soffice.bin: kill the whole group.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(wait)
-
     def _kill_sync(self, wait: float) -> None:
         process, self._process = self._process, None
         self._desktop = None
         self._context = None
         if process is not None:
-            self._kill_group(process, wait)
+            kill_group(process, wait)
         remove_pipes(self.profile.as_uri(), self._pipe)
 
     def _read_setting(self, node: str, name: str) -> Any:

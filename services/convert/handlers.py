@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 from gridfs.errors import NoFile
 
@@ -11,7 +9,8 @@ from contracts.v1 import ConvertReport, NotifyPatient, ReportStatus
 from services.convert import logic
 from services.convert.adapters import DocumentRejectedError, LibreOffice
 from services.infra.broker import publish
-from services.infra.consumer import PermanentError
+from services.infra.documents import ReportDocument
+from services.infra.errors import PermanentError
 from services.infra.report_status import is_past
 from services.infra.service import Resources
 
@@ -56,7 +55,7 @@ class ConvertHandlers:
     async def give_up(self, message: ConvertReport, reason: str) -> None:
         await self._resources.reports.fail(message.report_id, reason)
 
-    async def _convert_and_store(self, report: dict[str, Any]) -> tuple[str, str]:
+    async def _convert_and_store(self, report: ReportDocument) -> tuple[str, str]:
         try:
             docx = await self._resources.files.get(str(report["docx_file_id"]))
         except NoFile:
@@ -76,7 +75,7 @@ class ConvertHandlers:
         )
         return pdf_file_id, sha256
 
-    async def _notify(self, report: dict[str, Any]) -> None:
+    async def _notify(self, report: ReportDocument) -> None:
         await publish(
             self._resources.broker,
             NotifyPatient(report_id=report["_id"], correlation_id=report["correlation_id"]),

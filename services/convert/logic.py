@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ class PdfMetadata:
     subject: str
 
 
-def pdf_metadata(report: dict[str, Any]) -> PdfMetadata:
+def pdf_metadata(report: Mapping[str, Any]) -> PdfMetadata:
     # Only the sample date: the PDF's properties show up in file managers, mail previews
     # and search indexes, so the patient's name stays in the page text alone.
     sample_date = str(report.get("sample_date") or "").strip()

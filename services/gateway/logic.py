@@ -1,4 +1,6 @@
-"""Pure decisions of the gateway: passwords, tokens, lockouts, portal checks, counts, metrics.
+"""Pure decisions of the gateway's admin side: uploads, batch counts, the report page, metrics;
+and the helpers every audience shares (token comparison, download names, log-safe paths).
+Accounts and the portal have their own: `accounts_logic`, `portal_logic`.
 
 No broker, database or web imports here: everything is a function of its arguments.
 """
@@ -8,20 +10,11 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
+from datetime import UTC, date, datetime
 from typing import Any
 
 from contracts.v1 import ReportStatus
-
-MIN_PASSWORD_LENGTH = 12
-MAX_PASSWORD_LENGTH = 1024  # argon2 happily hashes more, but nobody types this much
-USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
-
-LOGIN_MAX_FAILURES = 10
-LOGIN_LOCK = timedelta(minutes=15)
-ADMIN_SESSION_TTL = timedelta(hours=12)
-PORTAL_SESSION_TTL = timedelta(minutes=15)
+from services.infra.documents import BatchStatus
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 REPORTS_PAGE_SIZE = 50
@@ -39,30 +32,10 @@ STATUS_ORDER: tuple[str, ...] = (
     ReportStatus.FAILED,
     ReportStatus.SUPERSEDED,
 )
-BATCH_STATUSES: tuple[str, ...] = ("received", "ingested", "failed")
+BATCH_STATUSES: tuple[str, ...] = tuple(BatchStatus)
 
 
-# --- passwords and users ------------------------------------------------------------------
-
-
-def password_problem(password: str) -> str | None:
-    """Why `password` is not acceptable, or None when it is."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        return f"Password must be at least {MIN_PASSWORD_LENGTH} characters long."
-    if len(password) > MAX_PASSWORD_LENGTH:
-        return f"Password must be at most {MAX_PASSWORD_LENGTH} characters long."
-    if password.strip() == "":
-        return "Password must not be only spaces."
-    return None
-
-
-def username_problem(username: str) -> str | None:
-    if not USERNAME_PATTERN.fullmatch(username):
-        return "Username must be 1-64 characters: letters, digits, '.', '_', '@' or '-'."
-    return None
-
-
-# --- tokens (made and hashed by services.infra.tokens) ------------------------------------
+# --- shared by every audience ----------------------------------------------------------
 
 
 def tokens_match(expected: str | None, given: str | None) -> bool:
@@ -70,91 +43,6 @@ def tokens_match(expected: str | None, given: str | None) -> bool:
     if not expected or not given:
         return False
     return hmac.compare_digest(expected.encode(), given.encode())
-
-
-def looks_like_token(token: str) -> bool:
-    # Link tokens are URL-safe base64; anything else cannot be one and is not looked up.
-    return bool(re.fullmatch(r"[A-Za-z0-9_-]{16,128}", token))
-
-
-def safe_next(target: str | None) -> str:
-    """Where to go after login: only a local path, never another site."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
-# --- login lockout ------------------------------------------------------------------------
-
-
-def lock_after_failure(failures: int, now: datetime) -> datetime | None:
-    """After the `failures`-th consecutive failure: until when the username is locked."""
-    if failures >= LOGIN_MAX_FAILURES:
-        return now + LOGIN_LOCK
-    return None
-
-
-# --- patient portal -----------------------------------------------------------------------
-
-
-class LinkState(StrEnum):
-    UNKNOWN = "unknown"
-    EXPIRED = "expired"
-    LOCKED = "locked"
-    OPEN = "open"
-
-
-def link_state(report: Mapping[str, Any] | None, now: datetime, max_attempts: int) -> LinkState:
-    """Whether a report's access link may be used for a date-of-birth check."""
-    if report is None or not report.get("access"):
-        return LinkState.UNKNOWN
-    access = report["access"]
-    if report.get("status") == ReportStatus.SUPERSEDED or access.get("expires_at") is None:
-        return LinkState.EXPIRED
-    if access["expires_at"] < now:
-        return LinkState.EXPIRED
-    if access.get("locked") or int(access.get("failed_attempts", 0)) >= max_attempts:
-        return LinkState.LOCKED
-    return LinkState.OPEN
-
-
-def parse_date_of_birth(form: Mapping[str, str]) -> date | None:
-    """The date entered in the portal form: `date_of_birth` (YYYY-MM-DD) or day/month/year."""
-    iso = (form.get("date_of_birth") or "").strip()
-    if iso:
-        try:
-            return date.fromisoformat(iso)
-        except ValueError:
-            return None
-    try:
-        day = int((form.get("day") or "").strip())
-        month = int((form.get("month") or "").strip())
-        year = int((form.get("year") or "").strip())
-    except ValueError:
-        return None
-    if year < 100:  # a two-digit year is ambiguous for a birth date
-        return None
-    try:
-        return date(year, month, day)
-    except ValueError:
-        return None
-
-
-def date_of_birth_matches(entered: date, stored: str | date | None) -> bool:
-    if stored is None:
-        return False
-    if isinstance(stored, datetime):
-        stored = stored.date()
-    if isinstance(stored, date):
-        return entered == stored
-    try:
-        return entered == date.fromisoformat(str(stored)[:10])
-    except ValueError:
-        return False
-
-
-def remaining_attempts(failed_attempts: int, max_attempts: int) -> int:
-    return max(0, max_attempts - failed_attempts)
 
 
 def report_download_name(sample_date: str | date | None) -> str:
@@ -230,7 +118,7 @@ def batch_count_summary(
     in_progress = sum(statuses[s] for s in IN_PROGRESS)
     return {
         "batch_id": batch["_id"],
-        "batch_status": batch.get("status", "received"),
+        "batch_status": batch.get("status", BatchStatus.RECEIVED),
         "rows_total": int(batch.get("rows_total") or 0),
         "rows_accepted": int(batch.get("rows_accepted") or 0),
         "rows_rejected": _count(batch.get("rejected_rows")),
@@ -364,24 +252,3 @@ def metrics_text(
         ),
     ]
     return "\n".join(lines) + "\n"
-
-
-# --- Twilio -------------------------------------------------------------------------------
-
-# Twilio's MessageStatus values mapped onto the contract's receipt statuses.
-_TWILIO_STATUS = {
-    "accepted": "queued",
-    "scheduled": "queued",
-    "queued": "queued",
-    "sending": "queued",
-    "sent": "sent",
-    "delivered": "delivered",
-    "read": "delivered",
-    "undelivered": "undelivered",
-    "failed": "failed",
-    "canceled": "failed",
-}
-
-
-def twilio_receipt_status(message_status: str) -> str | None:
-    return _TWILIO_STATUS.get(message_status.strip().lower())

@@ -1,22 +1,28 @@
 """The patient portal: the SMS link, a date-of-birth check, then the report PDF.
 
 Everything is keyed by the link token, which is looked up by its SHA-256 only. No patient
-data and no token ever reaches the logs (the access log redacts `/r/<token>`).
+data and no token ever reaches the logs (the access log redacts `/r/<token>`). The portal's
+own sessions (`portal_sessions`) are written only here; the link's attempts through the
+`reports` owner.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
 
 import structlog
 from aiohttp import web
 
 from contracts.v1 import utcnow
-from services.gateway import logic
-from services.gateway.adapters import Audit, PortalSessions, ReportQueries
+from services.gateway import portal_logic as rules
+from services.gateway.logic import report_download_name, tokens_match
+from services.gateway.portal_logic import LinkState
 from services.gateway.web import client_detail, redirect, render, set_cookie
+from services.infra.audit import PATIENT, Audit
+from services.infra.database import Database
+from services.infra.documents import ReportDocument
 from services.infra.service import Resources
-from services.infra.tokens import new_token
+from services.infra.tokens import new_token, token_hash
 
 log = structlog.get_logger()
 
@@ -24,11 +30,40 @@ PORTAL_CSRF_COOKIE = "rf_portal_csrf"
 PORTAL_SESSION_COOKIE = "rf_portal"
 
 
+class PortalSessions:
+    """A patient's short session after the date-of-birth check, bound to one report."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, report_id: str, now: datetime) -> str:
+        token = new_token()
+        await self._db.portal_sessions.insert_one(
+            {
+                "token_hash": token_hash(token),
+                "report_id": report_id,
+                "created_at": now,
+                "expires_at": now + rules.PORTAL_SESSION_TTL,
+            }
+        )
+        return token
+
+    async def valid(self, token: str, report_id: str, now: datetime) -> bool:
+        found = await self._db.portal_sessions.find_one(
+            {
+                "token_hash": token_hash(token),
+                "report_id": report_id,
+                "expires_at": {"$gt": now},
+            }
+        )
+        return found is not None
+
+
 class PortalHandlers:
     def __init__(self, resources: Resources) -> None:
         self._resources = resources
         self._settings = resources.settings
-        self._reports = ReportQueries(resources.db)
+        self._reports = resources.reports
         self._sessions = PortalSessions(resources.db)
         self._audit = Audit(resources.db)
 
@@ -49,23 +84,23 @@ class PortalHandlers:
             samesite="Strict",
         )
 
-    async def _load(self, token: str) -> tuple[dict[str, Any] | None, logic.LinkState]:
+    async def _load(self, token: str) -> tuple[ReportDocument | None, LinkState]:
         report = await self._reports.by_link_token(token)
-        return report, logic.link_state(report, utcnow(), self._settings.portal_max_attempts)
+        return report, rules.link_state(report, utcnow(), self._settings.portal_max_attempts)
 
-    def _closed_page(self, request: web.Request, state: logic.LinkState) -> web.Response:
+    def _closed_page(self, request: web.Request, state: LinkState) -> web.Response:
         pages = {
-            logic.LinkState.UNKNOWN: (
+            LinkState.UNKNOWN: (
                 404,
                 "This link is not valid",
                 "Check that you opened the whole link from the text message.",
             ),
-            logic.LinkState.EXPIRED: (
+            LinkState.EXPIRED: (
                 410,
                 "This link has expired",
                 "For your privacy, result links work for a limited time. Please contact the lab.",
             ),
-            logic.LinkState.LOCKED: (
+            LinkState.LOCKED: (
                 403,
                 "Too many attempts",
                 "This link has been locked after "
@@ -96,27 +131,25 @@ class PortalHandlers:
     async def check_form(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
         _, state = await self._load(token)
-        if state is not logic.LinkState.OPEN:
+        if state is not LinkState.OPEN:
             return self._closed_page(request, state)
         return self._check_page(request, token)
 
     async def check(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
         report, state = await self._load(token)
-        if report is None or state is not logic.LinkState.OPEN:
+        if report is None or state is not LinkState.OPEN:
             return self._closed_page(request, state)
         form = await request.post()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        if not logic.tokens_match(
-            request.cookies.get(PORTAL_CSRF_COOKIE), fields.get("csrf_token")
-        ):
+        if not tokens_match(request.cookies.get(PORTAL_CSRF_COOKIE), fields.get("csrf_token")):
             return self._check_page(
                 request,
                 token,
                 error="The page expired. Please enter your date of birth again.",
                 status=403,
             )
-        entered = logic.parse_date_of_birth(fields)
+        entered = rules.parse_date_of_birth(fields)
         if entered is None:
             return self._check_page(
                 request, token, error="Please enter a complete date of birth.", status=400
@@ -126,8 +159,8 @@ class PortalHandlers:
         limit = self._settings.portal_max_attempts
         attempts = await self._reports.take_check_attempt(report["_id"], limit)
         if attempts is None:
-            return self._closed_page(request, logic.LinkState.LOCKED)
-        if not logic.date_of_birth_matches(entered, report["patient"].get("date_of_birth")):
+            return self._closed_page(request, LinkState.LOCKED)
+        if not rules.date_of_birth_matches(entered, report["patient"].get("date_of_birth")):
             return await self._wrong_date(request, token, report, attempts)
         await self._reports.clear_failed_checks(report["_id"])
         session = await self._sessions.create(report["_id"], utcnow())
@@ -138,24 +171,24 @@ class PortalHandlers:
             PORTAL_SESSION_COOKIE,
             session,
             token,
-            max_age=int(logic.PORTAL_SESSION_TTL.total_seconds()),
+            max_age=int(rules.PORTAL_SESSION_TTL.total_seconds()),
         )
         return response
 
     async def _wrong_date(
-        self, request: web.Request, token: str, report: dict[str, Any], failed: int
+        self, request: web.Request, token: str, report: ReportDocument, failed: int
     ) -> web.StreamResponse:
         """After the `failed`-th attempt (already counted) proved wrong."""
         limit = self._settings.portal_max_attempts
         detail = client_detail(request)
         if failed >= limit:
             await self._reports.lock_link(report["_id"])
-            await self._audit.write("patient", "portal.locked", report["_id"], detail)
+            await self._audit.write(PATIENT, "portal.locked", report["_id"], detail)
             log.warning("portal.locked", report_id=report["_id"])
-            return self._closed_page(request, logic.LinkState.LOCKED)
-        await self._audit.write("patient", "portal.check_failed", report["_id"], detail)
+            return self._closed_page(request, LinkState.LOCKED)
+        await self._audit.write(PATIENT, "portal.check_failed", report["_id"], detail)
         log.info("portal.check_failed", report_id=report["_id"], failed_attempts=failed)
-        left = logic.remaining_attempts(failed, limit)
+        left = rules.remaining_attempts(failed, limit)
         noun = "attempt" if left == 1 else "attempts"
         return self._check_page(
             request,
@@ -164,11 +197,11 @@ class PortalHandlers:
             status=400,
         )
 
-    async def _authorised(self, request: web.Request) -> tuple[str, dict[str, Any]]:
+    async def _authorised(self, request: web.Request) -> tuple[str, ReportDocument]:
         """The report behind a link whose owner passed the check; else back to the check."""
         token = request.match_info["token"]
         report, state = await self._load(token)
-        if report is None or state is not logic.LinkState.OPEN:
+        if report is None or state is not LinkState.OPEN:
             raise web.HTTPSeeOther(f"/r/{token}")  # which says what is wrong with the link
         session = request.cookies.get(PORTAL_SESSION_COOKIE)
         if not session or not await self._sessions.valid(session, report["_id"], utcnow()):
@@ -178,7 +211,7 @@ class PortalHandlers:
     async def report_page(self, request: web.Request) -> web.StreamResponse:
         # The page only frames the PDF: its loads are audited where the PDF is served.
         token, report = await self._authorised(request)
-        await self._audit.write("patient", "portal.opened", report["_id"], client_detail(request))
+        await self._audit.write(PATIENT, "portal.opened", report["_id"], client_detail(request))
         log.info("portal.opened", report_id=report["_id"])
         return render(
             request,
@@ -194,9 +227,9 @@ class PortalHandlers:
         download = request.query.get("download") == "1"
         # Every time the PDF leaves: shown in the page's frame or a tab, or saved.
         action = "report.downloaded" if download else "report.viewed"
-        await self._audit.write("patient", action, report["_id"], client_detail(request))
+        await self._audit.write(PATIENT, action, report["_id"], client_detail(request))
         log.info(action, report_id=report["_id"])
-        name = logic.report_download_name(report.get("sample_date"))
+        name = report_download_name(report.get("sample_date"))
         disposition = "attachment" if download else "inline"
         return web.Response(
             body=stored.data,
@@ -207,3 +240,12 @@ class PortalHandlers:
                 "Content-Security-Policy": "frame-ancestors 'self'",
             },
         )
+
+
+def setup_portal(app: web.Application, resources: Resources) -> None:
+    handlers = PortalHandlers(resources)
+    r = app.router
+    r.add_get("/r/{token}", handlers.check_form)
+    r.add_post("/r/{token}", handlers.check)
+    r.add_get("/r/{token}/report", handlers.report_page)
+    r.add_get("/r/{token}/report.pdf", handlers.report_pdf)

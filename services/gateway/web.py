@@ -1,19 +1,22 @@
-"""aiohttp plumbing shared by the gateway's pages: app keys, security headers, cookies, the
-access log, page rendering and client details for the audit trail."""
+"""aiohttp plumbing every audience of the gateway shares: request keys, page rendering (jinja2),
+security headers, cookies, the access log and client details for the audit trail."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
+import jinja2
 import structlog
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from services.gateway import logic
+from services.infra.settings import Settings
 
 log = structlog.get_logger()
 
@@ -29,6 +32,34 @@ def csp_nonce(request: web.Request) -> str:
         nonce = secrets.token_urlsafe(16)
         request[NONCE] = nonce
     return nonce
+
+
+HERE = Path(__file__).resolve().parent
+
+
+def setup_pages(app: web.Application, settings: Settings) -> None:
+    """Jinja2 pages (autoescaped) with what every page shows, the security headers on every
+    response, and the static files."""
+
+    async def page_context(request: web.Request) -> dict[str, Any]:
+        session = request.get(SESSION)
+        return {
+            "user": request.get(USER),
+            "csrf_token": session["csrf_token"] if session else "",
+            "csp_nonce": csp_nonce(request),
+            "lab_name": settings.lab_name,
+            "outbox_enabled": settings.sms_provider == "outbox",
+        }
+
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        context_processors=[page_context],
+        filters={"datetime": format_datetime},
+    )
+    app.on_response_prepare.append(security_headers(https=settings.cookie_secure))
+    app.router.add_static("/static/", HERE / "static")
 
 
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=()"

@@ -8,10 +8,9 @@ import structlog
 from aiohttp import web
 
 from contracts.v1 import SmsReceipt
-from services.gateway import logic
+from services.infra import twilio
 from services.infra.broker import publish
 from services.infra.service import Resources
-from services.notify.logic import twilio_signature_valid
 
 log = structlog.get_logger()
 
@@ -27,14 +26,14 @@ class WebhookHandlers:
         # Twilio signs the URL it was told to call: our public address, not the one we see.
         url = self._settings.public_base_url.rstrip("/") + request.raw_path
         signature = request.headers.get("X-Twilio-Signature", "")
-        if not twilio_signature_valid(self._settings.twilio_auth_token, url, params, signature):
+        if not twilio.signature_valid(self._settings.twilio_auth_token, url, params, signature):
             log.warning("webhook.twilio_bad_signature")
             raise web.HTTPForbidden(text="Invalid signature.")
         fields = dict(params)
         message_sid = fields.get("MessageSid", "").strip()
         if not message_sid:
             raise web.HTTPBadRequest(text="MessageSid missing.")
-        status = logic.twilio_receipt_status(fields.get("MessageStatus", ""))
+        status = twilio.receipt_status(fields.get("MessageStatus", ""))
         if status is None:
             # e.g. "receiving": nothing notify acts on; 2xx so Twilio does not retry it.
             log.info("webhook.twilio_status_ignored", provider_message_id=message_sid)
@@ -49,3 +48,8 @@ class WebhookHandlers:
         await publish(self._resources.broker, receipt)
         log.info("webhook.twilio_receipt", provider_message_id=message_sid, status=status)
         return web.Response(status=204)
+
+
+def setup_webhooks(app: web.Application, resources: Resources) -> None:
+    handlers = WebhookHandlers(resources)
+    app.router.add_post(twilio.STATUS_CALLBACK_PATH, handlers.twilio_status)

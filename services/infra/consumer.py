@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from faststream import AckPolicy
@@ -22,19 +22,14 @@ from pydantic import ValidationError
 from contracts import topology
 from contracts.v1 import Message
 from services.infra.broker import DEAD_LETTER_EXCHANGE, EXCHANGE, rabbit_queue
-
-if TYPE_CHECKING:  # service imports reports, which imports this module
-    from services.infra.service import Resources
+from services.infra.errors import PermanentError
+from services.infra.service import Resources
 
 log = structlog.get_logger()
 
 M = TypeVar("M", bound=Message)
 Handler = Callable[[M], Awaitable[None]]
 GiveUp = Callable[[M, str], Awaitable[None]]
-
-
-class PermanentError(Exception):
-    """This message can never succeed; retrying is pointless. The text is shown to lab staff."""
 
 
 def delivery_count(raw: RabbitMessage) -> int:

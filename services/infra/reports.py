@@ -1,8 +1,9 @@
-"""Report persistence shared by every stage: load, and advance status atomically.
+"""The owner of the `reports` collection: every write to it is a method here.
 
 Each status change is one conditional update (`status` must be one from which the target
 may be reached), so a duplicate message changes nothing; each change that happened is
-announced as `ReportStatusChanged`.
+announced as `ReportStatusChanged`. The patient link (`access`) is written here too: notify
+issues it, the portal counts and locks its date-of-birth checks.
 """
 
 from __future__ import annotations
@@ -12,35 +13,51 @@ from typing import Any
 import structlog
 from faststream.rabbit import RabbitBroker
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from contracts.v1 import ReportStatus, ReportStatusChanged, utcnow
+from services.infra import documents
 from services.infra.broker import publish
-from services.infra.consumer import PermanentError
 from services.infra.database import Database
+from services.infra.documents import AccessDocument, ReportDocument
+from services.infra.errors import ReportNotFoundError
 from services.infra.report_status import sources_of
+from services.infra.tokens import looks_like_token, token_hash
 
 log = structlog.get_logger()
 
 
-class ReportNotFoundError(PermanentError):
-    def __init__(self, report_id: str) -> None:
-        super().__init__(f"report {report_id} does not exist")
-
-
 class Reports:
     def __init__(self, db: Database, broker: RabbitBroker) -> None:
-        self._db = db
+        self._collection = documents.reports(db)
         self._broker = broker
 
-    async def get(self, report_id: str) -> dict[str, Any]:
-        report = await self._db.reports.find_one({"_id": report_id})
+    async def get(self, report_id: str) -> ReportDocument:
+        report = await self._collection.find_one({"_id": report_id})
         if report is None:
             raise ReportNotFoundError(report_id)
         return report
 
+    async def create(self, report: ReportDocument) -> ReportDocument:
+        """Insert a new report, or return the one that already holds its unique key (lab,
+        source key, version): the key, not a lookup, is what makes a re-ingest create nothing."""
+        try:
+            await self._collection.insert_one(report)
+            return report
+        except DuplicateKeyError:
+            key = {
+                "lab_id": report["lab_id"],
+                "source_key": report["source_key"],
+                "version": report["version"],
+            }
+            existing = await self._collection.find_one(key)
+            if existing is None:  # pragma: no cover - the key existed a moment ago
+                raise
+            return existing
+
     async def advance(
         self,
-        report: dict[str, Any],
+        report: ReportDocument,
         to: ReportStatus,
         *,
         fields: dict[str, Any] | None = None,
@@ -48,7 +65,7 @@ class Reports:
     ) -> bool:
         """Move `report` to `to` if its current status allows it; False when it did not."""
         now = utcnow()
-        before = await self._db.reports.find_one_and_update(
+        before = await self._collection.find_one_and_update(
             {"_id": report["_id"], "status": {"$in": [s.value for s in sources_of(to)]}},
             {
                 "$set": {"status": to.value, "updated_at": now, **(fields or {})},
@@ -76,8 +93,50 @@ class Reports:
 
     async def fail(self, report_id: str, reason: str) -> None:
         """Mark the report failed with a reason a lab user can act on."""
-        report = await self._db.reports.find_one({"_id": report_id})
+        report = await self._collection.find_one({"_id": report_id})
         if report is not None:
             await self.advance(
                 report, ReportStatus.FAILED, fields={"failure_reason": reason}, reason=reason
             )
+
+    # --- the patient's link (`access`) ---------------------------------------------------
+
+    async def set_access(self, report_id: str, access: AccessDocument) -> None:
+        """Store a new link's hash before its SMS leaves, so it works the moment it arrives;
+        a new link (a retry after a refusal) replaces the unsent one."""
+        await self._collection.update_one(
+            {"_id": report_id}, {"$set": {"access": access, "updated_at": utcnow()}}
+        )
+
+    async def by_link_token(self, token: str) -> ReportDocument | None:
+        if not looks_like_token(token):
+            return None
+        return await self._collection.find_one({"access.token_hash": token_hash(token)})
+
+    async def take_check_attempt(self, report_id: str, max_attempts: int) -> int | None:
+        """Count one second-factor check before it is compared; None (nothing counted) when the
+        link is locked or has no attempt left. Returns the count, this one included.
+
+        Counting first, in one atomic update, is what keeps parallel guesses from all being
+        compared while the count still looks low: at most `max_attempts` ever are.
+        """
+        report = await self._collection.find_one_and_update(
+            {
+                "_id": report_id,
+                "access.locked": {"$ne": True},
+                "access.failed_attempts": {"$lt": max_attempts},
+            },
+            {"$inc": {"access.failed_attempts": 1}},
+            projection={"access.failed_attempts": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if report is None else int(report["access"]["failed_attempts"])
+
+    async def lock_link(self, report_id: str) -> None:
+        await self._collection.update_one({"_id": report_id}, {"$set": {"access.locked": True}})
+
+    async def clear_failed_checks(self, report_id: str) -> None:
+        await self._collection.update_one(
+            {"_id": report_id, "access.locked": {"$ne": True}},
+            {"$set": {"access.failed_attempts": 0}},
+        )

@@ -8,6 +8,7 @@ portal session cookies are handled the same way.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 
@@ -19,3 +20,8 @@ def new_token() -> str:
 def token_hash(token: str) -> str:
     """What is stored in place of a token: its SHA-256, hex."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def looks_like_token(token: str) -> bool:
+    """Tokens are URL-safe base64; anything else cannot be one and is never looked up."""
+    return bool(re.fullmatch(r"[A-Za-z0-9_-]{16,128}", token))

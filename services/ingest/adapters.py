@@ -1,17 +1,16 @@
 """Ingest's outside world: uploaded sheets (openpyxl parses their XML through defusedxml:
-entity bombs, XXE) and what ingest stores in MongoDB."""
+entity bombs, XXE) and the LIS messages it rejected. Reports and batches are written through
+their owners, `services.infra.reports` and `services.infra.batches`."""
 
 from __future__ import annotations
 
 import io
 import zipfile
 from collections.abc import Sequence
-from typing import Any
 
 import openpyxl.xml
 import pandas as pd
 from defusedxml.common import DefusedXmlException
-from pymongo.errors import DuplicateKeyError
 
 from contracts.v1 import utcnow
 from services.infra.database import Database
@@ -60,45 +59,16 @@ def read_sheet(data: bytes, filename: str) -> tuple[list[object], list[Sequence[
     return rows[0], rows[1:]
 
 
-class IngestStore:
-    """Batches, reports and rejected LIS messages as ingest writes them."""
+class RejectedMessages:
+    """The owner of `rejected_messages`: LIS messages ingest could not use, and why."""
 
     def __init__(self, db: Database) -> None:
-        self._db = db
+        self._collection = db.rejected_messages
 
-    async def batch(self, batch_id: str) -> dict[str, Any] | None:
-        return await self._db.batches.find_one({"_id": batch_id})
-
-    async def store_report(self, document: dict[str, Any]) -> dict[str, Any]:
-        """Insert the report, or return the one that already holds its unique key (the key,
-        not a lookup, is what makes a re-ingest create nothing)."""
-        try:
-            await self._db.reports.insert_one(document)
-            return document
-        except DuplicateKeyError:
-            key = ("lab_id", "source_key", "version")
-            existing = await self._db.reports.find_one({k: document[k] for k in key})
-            if existing is None:  # pragma: no cover - the key existed a moment ago
-                raise
-            return existing
-
-    async def mark_ingested(self, batch_id: str, summary: dict[str, Any]) -> None:
-        await self._db.batches.update_one(
-            {"_id": batch_id, "status": {"$in": ["received", "ingested"]}},
-            {"$set": {**summary, "status": "ingested", "ingested_at": utcnow()}},
-        )
-
-    async def fail_batch(self, batch_id: str, reason: str) -> None:
-        # Only a batch that never got through: an ingested one has reports on their way.
-        await self._db.batches.update_one(
-            {"_id": batch_id, "status": "received"},
-            {"$set": {"status": "failed", "failure_reason": reason, "failed_at": utcnow()}},
-        )
-
-    async def record_rejected_message(
+    async def record(
         self, message_id: str, lab_id: str, accession: str, reason: str, correlation_id: str
     ) -> None:
-        await self._db.rejected_messages.update_one(
+        await self._collection.update_one(
             {"message_id": message_id, "lab_id": lab_id},
             {
                 "$set": {"reason": reason, "accession": accession, "at": utcnow()},

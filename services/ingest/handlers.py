@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import structlog
 from gridfs.errors import NoFile
 
 from contracts.v1 import IngestBatch, IngestLisResult, RenderReport, ReportStatus, utcnow
+from services.infra.batches import Batches
 from services.infra.broker import publish
-from services.infra.consumer import PermanentError
+from services.infra.documents import LisSource, ReportDocument, SheetSource
+from services.infra.errors import PermanentError
 from services.infra.service import Resources
 from services.ingest import adapters, logic
 
@@ -21,10 +22,12 @@ log = structlog.get_logger()
 class IngestHandlers:
     def __init__(self, resources: Resources) -> None:
         self._resources = resources
-        self._store = adapters.IngestStore(resources.db)
+        self._reports = resources.reports
+        self._batches = Batches(resources.db)
+        self._rejected_messages = adapters.RejectedMessages(resources.db)
 
     async def ingest_batch(self, message: IngestBatch) -> None:
-        batch = await self._store.batch(message.batch_id)
+        batch = await self._batches.get(message.batch_id)
         if batch is None:
             raise PermanentError(f"batch {message.batch_id} does not exist")
         try:
@@ -40,7 +43,11 @@ class IngestHandlers:
 
         created, duplicates = [], []
         for draft in outcome.drafts:
-            source = {"kind": "sheet", "batch_id": message.batch_id, "rows": draft.rows}
+            source: SheetSource = {
+                "kind": "sheet",
+                "batch_id": message.batch_id,
+                "rows": draft.rows,
+            }
             report = await self._store_draft(draft, message.lab_id, message.correlation_id, source)
             if report.get("batch_id") == message.batch_id:
                 created.append(report)  # ours, possibly from an earlier delivery of this message
@@ -50,7 +57,7 @@ class IngestHandlers:
         # fail it, so everything it promises must already be on its way.
         for report in created:
             await self._request_render(report)
-        await self._store.mark_ingested(
+        await self._batches.mark_ingested(
             message.batch_id,
             {
                 "rows_total": outcome.rows_total,
@@ -80,7 +87,11 @@ class IngestHandlers:
             draft = logic.lis_draft(message, region, utcnow().date())
         except logic.RowError as error:
             raise PermanentError(f"LIS message {message.message_id}: {error}") from None
-        source = {"kind": "lis", "message_id": message.message_id, "accession": message.accession}
+        source: LisSource = {
+            "kind": "lis",
+            "message_id": message.message_id,
+            "accession": message.accession,
+        }
         report = await self._store_draft(draft, message.lab_id, message.correlation_id, source)
         if report["source"].get("message_id") != message.message_id:
             log.info("lis_result.duplicate", report_id=report["_id"])
@@ -88,8 +99,12 @@ class IngestHandlers:
         await self._request_render(report)
 
     async def _store_draft(
-        self, draft: logic.ReportDraft, lab_id: str, correlation_id: str, source: dict[str, Any]
-    ) -> dict[str, Any]:
+        self,
+        draft: logic.ReportDraft,
+        lab_id: str,
+        correlation_id: str,
+        source: SheetSource | LisSource,
+    ) -> ReportDocument:
         document = logic.report_document(
             draft,
             report_id=uuid.uuid4().hex,
@@ -98,9 +113,9 @@ class IngestHandlers:
             source=source,
             now=utcnow(),
         )
-        return await self._store.store_report(document)
+        return await self._reports.create(document)
 
-    async def _request_render(self, report: dict[str, Any]) -> None:
+    async def _request_render(self, report: ReportDocument) -> None:
         # Only reports still waiting: on redelivery the rest are already on their way.
         if report["status"] == ReportStatus.RECEIVED:
             await publish(
@@ -109,10 +124,10 @@ class IngestHandlers:
             )
 
     async def give_up_batch(self, message: IngestBatch, reason: str) -> None:
-        await self._store.fail_batch(message.batch_id, reason)
+        await self._batches.fail(message.batch_id, reason)
 
     async def give_up_lis_result(self, message: IngestLisResult, reason: str) -> None:
         # The message itself goes to the dead-letter queue; this record says why.
-        await self._store.record_rejected_message(
+        await self._rejected_messages.record(
             message.message_id, message.lab_id, message.accession, reason, message.correlation_id
         )

@@ -16,12 +16,20 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import phonenumbers
 from pydantic import ValidationError
 
-from contracts.v1 import Flag, IngestLisResult, LabResult, Patient
+from contracts.v1 import Flag, IngestLisResult, LabResult, Patient, ReportStatus
+from services.infra.documents import (
+    DuplicateEntry,
+    LisSource,
+    PatientFields,
+    ReportDocument,
+    ResultFields,
+    SheetSource,
+)
 
 # field -> header names accepted for it (normalised: lower case, single spaces)
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -224,7 +232,7 @@ def parse_row(
     return patient, sample_date, result
 
 
-def duplicate_entry(draft: ReportDraft, existing: Mapping[str, Any]) -> dict[str, Any]:
+def duplicate_entry(draft: ReportDraft, existing: Mapping[str, Any]) -> DuplicateEntry:
     """How the batch page lists rows whose patient and sample were reported before."""
     rows = draft.rows
     shown = str(rows[0]) if len(rows) == 1 else f"{rows[0]}–{rows[-1]}"
@@ -302,25 +310,25 @@ def report_document(
     report_id: str,
     lab_id: str,
     correlation_id: str,
-    source: dict[str, Any],
+    source: SheetSource | LisSource,
     now: datetime,
-) -> dict[str, Any]:
+) -> ReportDocument:
     """The `reports` document for a new draft (see docs/data-model.md)."""
     return {
         "_id": report_id,
         "lab_id": lab_id,
-        "batch_id": source.get("batch_id"),
+        "batch_id": source["batch_id"] if source["kind"] == "sheet" else None,
         "source": source,
         "source_key": draft.source_key,
         "version": 1,
         "correlation_id": correlation_id,
-        "patient": draft.patient.model_dump(mode="json"),
+        "patient": cast(PatientFields, draft.patient.model_dump(mode="json")),
         "sample_date": draft.sample_date.isoformat(),
-        "results": [r.model_dump(mode="json") for r in draft.results],
+        "results": [cast(ResultFields, r.model_dump(mode="json")) for r in draft.results],
         "comments": draft.comments,
         "template": "default",
-        "status": "received",
-        "history": [{"status": "received", "at": now, "reason": ""}],
+        "status": ReportStatus.RECEIVED,
+        "history": [{"status": ReportStatus.RECEIVED, "at": now, "reason": ""}],
         "created_at": now,
         "updated_at": now,
     }

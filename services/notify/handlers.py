@@ -8,23 +8,17 @@ settles on, whatever the first attempt did.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import structlog
 
 from contracts.v1 import NotifyPatient, ReportStatus, SmsReceipt, utcnow
-from services.infra import report_status
-from services.infra.consumer import PermanentError
-from services.infra.reports import ReportNotFoundError
+from services.infra import report_status, twilio
+from services.infra.documents import NotificationDocument, NotificationStatus, ReportDocument
+from services.infra.errors import PermanentError, ReportNotFoundError
 from services.infra.service import Resources
 from services.notify import logic
-from services.notify.adapters import (
-    AccessLinks,
-    Notifications,
-    OutcomeUnknown,
-    ProviderRefused,
-    SmsProvider,
-)
+from services.notify.adapters import Notifications
+from services.notify.providers import OutcomeUnknown, ProviderRefused, SmsProvider
 
 log = structlog.get_logger()
 
@@ -39,7 +33,6 @@ class NotifyHandlers:
         self._settings = resources.settings
         self._provider = provider
         self._notifications = Notifications(resources.db)
-        self._access_links = AccessLinks(resources.db, resources.settings)
 
     # --- NotifyPatient --------------------------------------------------------------------
 
@@ -63,7 +56,7 @@ class NotifyHandlers:
         if notification is not None:
             await self._send(report, notification["_id"], phone)
 
-    async def _claim(self, report: dict[str, Any], phone: str) -> dict[str, Any] | None:
+    async def _claim(self, report: ReportDocument, phone: str) -> NotificationDocument | None:
         """The notification record this attempt owns, or None when there is nothing to send."""
         key = logic.notification_key(report)
         claimed = await self._notifications.claim(key, phone, self._provider.name)
@@ -94,10 +87,15 @@ class NotifyHandlers:
                         raise PermanentError(logic.OUTCOME_UNKNOWN_REASON)
         return claimed
 
-    async def _send(self, report: dict[str, Any], notification_id: str, phone: str) -> None:
+    async def _send(self, report: ReportDocument, notification_id: str, phone: str) -> None:
         async with self._notifications.keep_alive(notification_id):
             try:
-                link = await self._access_links.issue(report["_id"])
+                link = logic.access_link(
+                    self._settings.public_base_url,
+                    utcnow(),
+                    self._settings.access_link_ttl_hours,
+                )
+                await self._reports.set_access(report["_id"], link.access)
                 body = logic.sms_body(self._settings.lab_name, link.url)
                 owned = await self._notifications.start_sending(notification_id)
             except BaseException:
@@ -109,7 +107,7 @@ class NotifyHandlers:
                 log.warning("notify.claim_lost", report_id=report["_id"])
                 return
             try:
-                callback = logic.status_callback_url(self._settings.public_base_url)
+                callback = twilio.status_callback_url(self._settings.public_base_url)
                 sent = await self._provider.send(phone, body, callback)
             except ProviderRefused as error:
                 await self._notifications.release(notification_id, error.reason)
@@ -169,10 +167,12 @@ class NotifyHandlers:
             status=message.status,
             error_code=message.error_code,
         )
-        if new_status != logic.SENT:
+        if new_status != NotificationStatus.SENT:
             await self._settle_report(notification["report_id"], new_status, message)
 
-    async def _settle_report(self, report_id: str, new_status: str, message: SmsReceipt) -> None:
+    async def _settle_report(
+        self, report_id: str, new_status: NotificationStatus, message: SmsReceipt
+    ) -> None:
         """A final receipt moves the report to delivered, or to failed with the carrier's word."""
         try:
             report = await self._reports.get(report_id)
@@ -184,7 +184,7 @@ class NotifyHandlers:
             report = await self._reports.get(report_id)
         if ReportStatus(report["status"]) is not ReportStatus.NOTIFIED:
             return
-        if new_status == logic.DELIVERED:
+        if new_status == NotificationStatus.DELIVERED:
             await self._reports.advance(report, ReportStatus.DELIVERED)
         else:
             reason = logic.undelivered_reason(message.status, message.error_code)

@@ -1,22 +1,22 @@
 """Pure rules of the notify stage: who may be sent an SMS, the send-once claim, access links,
-the SMS text, receipts, Twilio signatures.
+the SMS text, receipts. Twilio's own protocol is in `services.infra.twilio`.
 
 No broker or database here; everything is a function of its arguments.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum, auto
 from typing import Any
 
 from contracts.v1 import ReportStatus
+from services.infra import twilio
+from services.infra.documents import AccessDocument
+from services.infra.documents import NotificationStatus as N
 from services.infra.tokens import new_token, token_hash
 
 PURPOSE_RESULT_READY = "result_ready"
@@ -24,23 +24,12 @@ PURPOSE_RESULT_READY = "result_ready"
 # Report statuses from which the SMS may be sent.
 SENDABLE = frozenset({ReportStatus.CONVERTED, ReportStatus.RELEASED})
 
-# Notification statuses. "claimed": an attempt owns the record but has not called the
-# provider yet (if it dies, nothing was sent). "sending": it is (or was) talking to the
-# provider (if it dies, the outcome is unknown).
-CLAIMED = "claimed"
-SENDING = "sending"
-# Still owned by a live attempt, renewing its heartbeat.
-OWNED = frozenset({CLAIMED, SENDING})
-SENT = "sent"
-DELIVERED = "delivered"
-UNDELIVERED = "undelivered"
-FAILED = "failed"
-UNKNOWN = "unknown"
-
+# Still owned by a live attempt, renewing its heartbeat (see `NotificationStatus`).
+OWNED = frozenset({N.CLAIMED, N.SENDING})
 # The SMS left the provider for the phone network: never send this one again.
-SENT_STATUSES = frozenset({SENT, DELIVERED, UNDELIVERED})
+SENT_STATUSES = frozenset({N.SENT, N.DELIVERED, N.UNDELIVERED})
 # Receipts saying the SMS was sent but never reached the phone.
-NOT_DELIVERED = frozenset({UNDELIVERED, FAILED})
+NOT_DELIVERED = frozenset({N.UNDELIVERED, N.FAILED})
 
 OUTCOME_UNKNOWN_REASON = (
     "SMS outcome unknown after an interrupted send; check the provider and resend"
@@ -86,16 +75,16 @@ def existing_claim(
     state = record["status"]
     if state in SENT_STATUSES:
         return ExistingClaim.SENT
-    if state == UNKNOWN:
+    if state == N.UNKNOWN:
         return ExistingClaim.UNKNOWN
-    if state == FAILED:
+    if state == N.FAILED:
         return (
             ExistingClaim.REFUSED if record.get("refused") else ExistingClaim.FAILED_AFTER_SENDING
         )
     last_seen = record.get("heartbeat_at") or record.get("created_at")
     if last_seen is not None and now - last_seen < stale_after:
         return ExistingClaim.IN_PROGRESS
-    return ExistingClaim.STALE if state == CLAIMED else ExistingClaim.ABANDONED
+    return ExistingClaim.STALE if state == N.CLAIMED else ExistingClaim.ABANDONED
 
 
 # --- access link -----------------------------------------------------------------------------
@@ -105,14 +94,14 @@ def existing_claim(
 class AccessLink:
     token: str  # goes into the SMS only, never stored
     url: str
-    access: dict[str, Any]  # what the report stores: the token's hash, never the token
+    access: AccessDocument  # what the report stores: the token's hash, never the token
 
 
 def access_link(
     public_base_url: str, now: datetime, ttl_hours: int, token: str | None = None
 ) -> AccessLink:
     token = token or new_token()
-    access = {
+    access: AccessDocument = {
         "token_hash": token_hash(token),
         "expires_at": now + timedelta(hours=ttl_hours),
         "failed_attempts": 0,
@@ -163,11 +152,6 @@ def sms_body(lab_name: str, link: str) -> str:
     return next((text for text in candidates if fits_one_segment(text)), candidates[-1])
 
 
-def status_callback_url(public_base_url: str) -> str:
-    """Where the provider posts delivery receipts (the gateway's Twilio webhook)."""
-    return f"{public_base_url.rstrip('/')}/webhooks/twilio/status"
-
-
 def is_e164(phone: str) -> bool:
     return bool(_E164.match(phone))
 
@@ -184,35 +168,31 @@ def redact_phone_numbers(text: str) -> str:
 # --- delivery receipts -----------------------------------------------------------------------
 
 # How far a notification has got; a receipt never moves it back ("sent" after "delivered").
-_RANK = {CLAIMED: 0, SENDING: 0, UNKNOWN: 0, SENT: 1, DELIVERED: 2, UNDELIVERED: 2, FAILED: 2}
+_RANK = {
+    N.CLAIMED: 0,
+    N.SENDING: 0,
+    N.UNKNOWN: 0,
+    N.SENT: 1,
+    N.DELIVERED: 2,
+    N.UNDELIVERED: 2,
+    N.FAILED: 2,
+}
 
-# Provider receipt status -> notification status.
+# Provider receipt status (`SmsReceipt.status`) -> notification status.
 _RECEIPT_STATUS = {
-    "queued": SENT,
-    "sent": SENT,
-    "delivered": DELIVERED,
-    "undelivered": UNDELIVERED,
-    "failed": FAILED,
-}
-
-# Twilio's most common delivery error codes, in words lab staff can act on.
-_TWILIO_ERRORS = {
-    "21610": "the recipient has opted out of messages",
-    "21614": "not a mobile number",
-    "30003": "phone unreachable or switched off",
-    "30004": "message blocked by the recipient or carrier",
-    "30005": "unknown or inactive number",
-    "30006": "landline or unreachable carrier",
-    "30007": "filtered by the carrier as spam",
-    "30008": "unknown carrier error",
+    "queued": N.SENT,
+    "sent": N.SENT,
+    "delivered": N.DELIVERED,
+    "undelivered": N.UNDELIVERED,
+    "failed": N.FAILED,
 }
 
 
-def notification_status_for(receipt_status: str) -> str:
+def notification_status_for(receipt_status: str) -> N:
     return _RECEIPT_STATUS[receipt_status]
 
 
-def statuses_before(status: str) -> list[str]:
+def statuses_before(status: N) -> list[N]:
     """Notification statuses a receipt meaning `status` may still move forward from."""
     return [s for s, rank in _RANK.items() if rank < _RANK[status]]
 
@@ -224,30 +204,5 @@ def receipt_error(receipt_status: str, error_code: str) -> str:
 
 def undelivered_reason(receipt_status: str, error_code: str) -> str:
     code = error_code or receipt_status
-    meaning = _TWILIO_ERRORS.get(error_code)
+    meaning = twilio.error_meaning(error_code)
     return f"SMS not delivered: {code}" + (f" ({meaning})" if meaning else "")
-
-
-# --- Twilio request signatures ---------------------------------------------------------------
-
-
-def twilio_signature(
-    auth_token: str, url: str, params: Mapping[str, str] | Iterable[tuple[str, str]]
-) -> str:
-    """X-Twilio-Signature: base64 HMAC-SHA1 of the full URL + each POST key and value, sorted."""
-    pairs = params.items() if isinstance(params, Mapping) else params
-    payload = url + "".join(key + value for key, value in sorted(pairs))
-    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
-def twilio_signature_valid(
-    auth_token: str,
-    url: str,
-    params: Mapping[str, str] | Iterable[tuple[str, str]],
-    signature: str | None,
-) -> bool:
-    if not signature or not auth_token:
-        return False
-    expected = twilio_signature(auth_token, url, params)
-    return hmac.compare_digest(expected.encode(), signature.encode())

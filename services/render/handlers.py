@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 
 from contracts.v1 import ConvertReport, RenderReport, ReportStatus, utcnow
 from services.infra import report_status
 from services.infra.broker import publish
-from services.infra.consumer import PermanentError
+from services.infra.documents import ReportDocument
+from services.infra.errors import PermanentError
 from services.infra.service import Resources
 from services.render import adapters, logic
 
@@ -72,7 +71,7 @@ class RenderHandlers:
             log.info("report.rendered", file_id=file_id, template=name)
         await self._request_convert(report)
 
-    async def _request_convert(self, report: dict[str, Any]) -> None:
+    async def _request_convert(self, report: ReportDocument) -> None:
         await publish(
             self._resources.broker,
             ConvertReport(report_id=report["_id"], correlation_id=report["correlation_id"]),

@@ -2,34 +2,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from services.devstack import AdminClient
-from services.gateway.adapters import create_user
-from services.infra.database import Database, connect, ensure_indexes
-from services.launcher import Stack, local_settings
-
-PASSWORD = "correct horse battery staple"
-
-
-@dataclass
-class System:
-    """Every service running as its own process, and a way in as an admin."""
-
-    base_url: str
-    db: Database
-    stack: Stack
-
-    async def upload(self, filename: str, data: bytes) -> str:
-        admin = AdminClient(self.base_url)
-        try:
-            await admin.login("admin", PASSWORD)
-            return await admin.upload(filename, data)
-        finally:
-            await admin.close()
+from devtools.launcher import Stack, local_settings
+from services.gateway.accounts import create_user
+from services.infra.database import connect, ensure_indexes
+from tests.e2e.system import PASSWORD, System
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from services.demo import demo_sheet
-from services.devstack import wait_for_batch
-from tests.e2e.conftest import System
+from devtools.admin_client import wait_for_batch
+from devtools.demo import demo_sheet
+from tests.e2e.system import System
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e

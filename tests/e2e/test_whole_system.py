@@ -10,9 +10,9 @@ import pytest
 from playwright.async_api import async_playwright
 from pypdf import PdfReader
 
-from services.demo import demo_sheet
-from services.devstack import wait_for_batch
-from tests.e2e.conftest import System
+from devtools.admin_client import wait_for_batch
+from devtools.demo import demo_sheet
+from tests.e2e.system import System
 from tests.support import eventually
 
 pytestmark = pytest.mark.e2e

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.gateway import logic
-from services.gateway.logic import LinkState
+from services.gateway import accounts_logic, logic, portal_logic
+from services.gateway.portal_logic import LinkState
 from services.infra.tokens import new_token, token_hash
 from services.notify import logic as notify_logic
 
@@ -21,15 +21,15 @@ def report(**access: object) -> dict[str, object]:
 
 
 def test_passwords_shorter_than_twelve_characters_are_refused() -> None:
-    assert logic.password_problem("elevenchars") is not None
-    assert logic.password_problem("twelve chars") is None
-    assert logic.password_problem(" " * 20) is not None
+    assert accounts_logic.password_problem("elevenchars") is not None
+    assert accounts_logic.password_problem("twelve chars") is None
+    assert accounts_logic.password_problem(" " * 20) is not None
 
 
 def test_usernames_are_plain_identifiers() -> None:
-    assert logic.username_problem("lab.admin@example") is None
-    assert logic.username_problem("") is not None
-    assert logic.username_problem("a b") is not None
+    assert accounts_logic.username_problem("lab.admin@example") is None
+    assert accounts_logic.username_problem("") is not None
+    assert accounts_logic.username_problem("a b") is not None
 
 
 def test_tokens_are_256_bit_and_stored_only_as_their_sha256() -> None:
@@ -50,27 +50,27 @@ def test_the_portal_finds_a_link_by_the_very_hash_notify_stores() -> None:
 
 
 def test_login_locks_for_fifteen_minutes_at_the_tenth_failure() -> None:
-    assert logic.lock_after_failure(9, NOW) is None
-    assert logic.lock_after_failure(10, NOW) == NOW + timedelta(minutes=15)
+    assert accounts_logic.lock_after_failure(9, NOW) is None
+    assert accounts_logic.lock_after_failure(10, NOW) == NOW + timedelta(minutes=15)
 
 
 def test_after_login_only_local_paths_are_followed() -> None:
-    assert logic.safe_next("/batches/abc?x=1") == "/batches/abc?x=1"
+    assert accounts_logic.safe_next("/batches/abc?x=1") == "/batches/abc?x=1"
     for target in ("https://evil.example/", "//evil.example", "/\\evil", None, ""):
-        assert logic.safe_next(target) == "/"
+        assert accounts_logic.safe_next(target) == "/"
 
 
 def test_link_state_tells_unknown_expired_locked_and_open_apart() -> None:
-    assert logic.link_state(None, NOW, 5) is LinkState.UNKNOWN
-    assert logic.link_state({"status": "converted"}, NOW, 5) is LinkState.UNKNOWN
-    assert logic.link_state(report(), NOW, 5) is LinkState.OPEN
-    assert logic.link_state(report(expires_at=NOW - timedelta(seconds=1)), NOW, 5) is (
+    assert portal_logic.link_state(None, NOW, 5) is LinkState.UNKNOWN
+    assert portal_logic.link_state({"status": "converted"}, NOW, 5) is LinkState.UNKNOWN
+    assert portal_logic.link_state(report(), NOW, 5) is LinkState.OPEN
+    assert portal_logic.link_state(report(expires_at=NOW - timedelta(seconds=1)), NOW, 5) is (
         LinkState.EXPIRED
     )
-    assert logic.link_state(report(locked=True), NOW, 5) is LinkState.LOCKED
-    assert logic.link_state(report(failed_attempts=5), NOW, 5) is LinkState.LOCKED
+    assert portal_logic.link_state(report(locked=True), NOW, 5) is LinkState.LOCKED
+    assert portal_logic.link_state(report(failed_attempts=5), NOW, 5) is LinkState.LOCKED
     superseded = {**report(), "status": "superseded"}
-    assert logic.link_state(superseded, NOW, 5) is LinkState.EXPIRED
+    assert portal_logic.link_state(superseded, NOW, 5) is LinkState.EXPIRED
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ def test_link_state_tells_unknown_expired_locked_and_open_apart() -> None:
     ],
 )
 def test_date_of_birth_is_read_from_a_date_input_or_three_fields(form: dict[str, str]) -> None:
-    assert logic.parse_date_of_birth(form) == date(1980, 5, 17)
+    assert portal_logic.parse_date_of_birth(form) == date(1980, 5, 17)
 
 
 @pytest.mark.parametrize(
@@ -96,19 +96,19 @@ def test_date_of_birth_is_read_from_a_date_input_or_three_fields(form: dict[str,
     ],
 )
 def test_incomplete_or_impossible_dates_are_not_a_date_of_birth(form: dict[str, str]) -> None:
-    assert logic.parse_date_of_birth(form) is None
+    assert portal_logic.parse_date_of_birth(form) is None
 
 
 def test_date_of_birth_matches_the_stored_iso_date_only() -> None:
-    assert logic.date_of_birth_matches(date(1980, 5, 17), "1980-05-17")
-    assert not logic.date_of_birth_matches(date(1980, 5, 18), "1980-05-17")
-    assert not logic.date_of_birth_matches(date(1980, 5, 17), None)
-    assert not logic.date_of_birth_matches(date(1980, 5, 17), "garbage")
+    assert portal_logic.date_of_birth_matches(date(1980, 5, 17), "1980-05-17")
+    assert not portal_logic.date_of_birth_matches(date(1980, 5, 18), "1980-05-17")
+    assert not portal_logic.date_of_birth_matches(date(1980, 5, 17), None)
+    assert not portal_logic.date_of_birth_matches(date(1980, 5, 17), "garbage")
 
 
 def test_remaining_attempts_never_go_below_zero() -> None:
-    assert logic.remaining_attempts(3, 5) == 2
-    assert logic.remaining_attempts(7, 5) == 0
+    assert portal_logic.remaining_attempts(3, 5) == 2
+    assert portal_logic.remaining_attempts(7, 5) == 0
 
 
 def test_download_name_carries_the_sample_date() -> None:
@@ -180,13 +180,6 @@ def test_metrics_list_every_status_even_when_zero() -> None:
     assert 'resultflow_batches{status="ingested"} 1' in text
     assert 'resultflow_portal_events{action="report.viewed"} 2' in text
     assert text.endswith("\n")
-
-
-def test_twilio_statuses_map_onto_receipt_statuses() -> None:
-    assert logic.twilio_receipt_status("delivered") == "delivered"
-    assert logic.twilio_receipt_status("sending") == "queued"
-    assert logic.twilio_receipt_status("read") == "delivered"
-    assert logic.twilio_receipt_status("receiving") is None
 
 
 def test_a_report_timeline_is_oldest_first_whatever_order_it_was_stored_in() -> None:

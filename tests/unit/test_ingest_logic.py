@@ -3,7 +3,7 @@ from datetime import date, datetime
 import pytest
 
 from contracts.v1 import Flag, IngestLisResult
-from services.demo import HEADER
+from devtools.demo import HEADER
 from services.ingest import logic
 
 TODAY = date(2026, 11, 25)

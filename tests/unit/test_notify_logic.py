@@ -4,6 +4,7 @@ import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 
+from services.infra.documents import NotificationStatus
 from services.notify import logic
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -82,46 +83,12 @@ def test_only_e164_phone_numbers_are_accepted() -> None:
     assert not logic.is_e164("+0123456789")
 
 
-def test_twilio_signature_matches_twilios_documented_example() -> None:
-    # The worked example of https://www.twilio.com/docs/usage/webhooks/webhooks-security
-    params = {
-        "CallSid": "CA1234567890ABCDE",
-        "Caller": "+12349013030",
-        "Digits": "1234",
-        "From": "+12349013030",
-        "To": "+18005551212",
-    }
-    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
-
-    assert logic.twilio_signature("12345", url, params) == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
-    # Order of the parameters does not matter; they are sorted.
-    assert (
-        logic.twilio_signature("12345", url, list(reversed(params.items())))
-        == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
-    )
-
-
-def test_a_tampered_callback_or_wrong_token_fails_signature_validation() -> None:
-    url = "https://lab.example/webhooks/twilio/status"
-    params = {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered"}
-    signature = logic.twilio_signature("secret", url, params)
-
-    assert logic.twilio_signature_valid("secret", url, params, signature)
-    assert not logic.twilio_signature_valid(
-        "secret", url, {**params, "MessageStatus": "failed"}, signature
-    )
-    assert not logic.twilio_signature_valid("other", url, params, signature)
-    assert not logic.twilio_signature_valid("secret", url + "x", params, signature)
-    assert not logic.twilio_signature_valid("secret", url, params, None)
-    assert not logic.twilio_signature_valid("", url, params, signature)
-
-
 def test_receipts_never_move_a_notification_backwards() -> None:
-    assert logic.SENT in logic.statuses_before(logic.DELIVERED)
-    assert logic.SENDING in logic.statuses_before(logic.SENT)
-    assert logic.DELIVERED not in logic.statuses_before(logic.SENT)
-    assert logic.DELIVERED not in logic.statuses_before(logic.UNDELIVERED)
-    assert logic.notification_status_for("queued") == logic.SENT
+    assert NotificationStatus.SENT in logic.statuses_before(NotificationStatus.DELIVERED)
+    assert NotificationStatus.SENDING in logic.statuses_before(NotificationStatus.SENT)
+    assert NotificationStatus.DELIVERED not in logic.statuses_before(NotificationStatus.SENT)
+    assert NotificationStatus.DELIVERED not in logic.statuses_before(NotificationStatus.UNDELIVERED)
+    assert logic.notification_status_for("queued") == NotificationStatus.SENT
 
 
 def test_undelivered_reason_gives_the_code_and_its_meaning() -> None:

@@ -14,8 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from contracts.v1 import ReportStatus, ReportStatusChanged, utcnow
-from services.demo import demo_sheet
-from services.gateway.adapters import UserError, create_user
+from devtools.demo import demo_sheet
+from services.gateway.accounts import UserError, create_user
 from services.infra.broker import publish
 from services.infra.database import Database
 from services.infra.service import Resources

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.gateway.main import create_app
 from services.infra.service import Resources
 from services.infra.settings import Settings
-from services.notify.logic import twilio_signature
+from services.infra.twilio import signature as twilio_signature
 from tests.support import drain
 
 AUTH_TOKEN = "twilio-test-auth-token"

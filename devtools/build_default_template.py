@@ -1,6 +1,6 @@
 """Build `default.docx`, the lab report template shipped with ResultFlow.
 
-Run `python -m services.render.templates.build_default_template` to regenerate it. The
+Run `python -m devtools.build_default_template` to regenerate it. The
 output is an ordinary Word document with docxtpl (Jinja) tags, so a lab can open it in Word,
 restyle it and upload it as its own template. Variables it uses (see `services.render.logic`):
 
@@ -30,7 +30,9 @@ from docx.table import Table, _Cell
 from docx.text.paragraph import Paragraph
 from docx.text.run import Run
 
-OUTPUT = Path(__file__).with_name("default.docx")
+OUTPUT = (
+    Path(__file__).resolve().parent.parent / "services" / "render" / "templates" / "default.docx"
+)
 
 FONT = "Calibri"  # LibreOffice substitutes metric-compatible Carlito
 ACCENT = RGBColor(0x1F, 0x3A, 0x5F)  # dark blue

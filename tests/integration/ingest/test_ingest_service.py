@@ -6,13 +6,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from contracts.v1 import IngestBatch, IngestLisResult
-from services.demo import demo_sheet
+from contracts.v1 import IngestBatch
+from devtools.demo import demo_sheet
 from services.infra.broker import publish
 from services.infra.database import Database
 from services.infra.service import Resources
 from services.ingest.main import create_app
-from tests.support import drain, eventually
+from tests.support import drain, eventually, lis_message
 
 
 async def upload(resources: Resources, data: bytes, filename: str = "results.xlsx") -> str:
@@ -137,26 +137,6 @@ async def test_rejected_rows_are_listed_on_the_batch_and_the_rest_go_on(
     assert (batch["rows_total"], batch["rows_accepted"], batch["reports_created"]) == (16, 14, 2)
 
 
-def lis_message(**overrides: Any) -> IngestLisResult:
-    body: dict[str, Any] = {
-        "correlation_id": uuid.uuid4().hex,
-        "message_id": "LIS-1",
-        "lab_id": "lab",
-        "accession": "ACC-1",
-        "patient": {
-            "patient_id": "P7",
-            "name": "Ivo Haddad",
-            "date_of_birth": "1966-05-04",
-            "sex": "M",
-            "phone": "07400 123456",
-        },
-        "sample_date": "2026-11-23",
-        "results": [{"test": "HbA1c", "value": "48", "unit": "mmol/mol", "flag": "H"}],
-    }
-    body.update(overrides)
-    return IngestLisResult.model_validate(body)
-
-
 async def test_lis_result_message_makes_a_report_once(
     make_resources: Callable[[str], Resources], db: Database, amqp_url: str
 ) -> None:
@@ -228,7 +208,7 @@ async def test_sheet_with_an_xml_entity_bomb_is_refused_without_expanding_it(
 async def test_csv_sheet_in_the_default_layout_is_read_like_a_workbook(
     make_resources: Callable[[str], Resources], db: Database
 ) -> None:
-    from services.demo import HEADER, demo_rows
+    from devtools.demo import HEADER, demo_rows
 
     lines = [",".join(HEADER)]
     for row in demo_rows(2):

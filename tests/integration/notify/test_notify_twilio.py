@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.notify.adapters import OutcomeUnknown, ProviderRefused, TwilioProvider
+from services.notify.providers import OutcomeUnknown, ProviderRefused, TwilioProvider
 from tests.fake_twilio import FakeTwilio
 from tests.support import free_port
 

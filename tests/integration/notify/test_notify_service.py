@@ -20,6 +20,7 @@ from services.infra.broker import publish
 from services.infra.database import Database
 from services.infra.service import Resources
 from services.infra.settings import Settings
+from services.infra.twilio import signature_valid
 from services.notify import logic
 from services.notify.main import create_app
 from tests.fake_twilio import FakeTwilio
@@ -446,7 +447,7 @@ async def test_signed_twilio_delivery_callback_marks_the_report_delivered(
     async def status_webhook(request: web.Request) -> web.Response:
         form = {key: str(value) for key, value in (await request.post()).items()}
         signature = request.headers.get("X-Twilio-Signature")
-        if not logic.twilio_signature_valid(twilio.auth_token, str(request.url), form, signature):
+        if not signature_valid(twilio.auth_token, str(request.url), form, signature):
             rejected.append(form["MessageSid"])
             return web.Response(status=403)
         await publish(

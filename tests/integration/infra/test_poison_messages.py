@@ -10,8 +10,7 @@ from contracts import topology
 from services.infra.broker import publish
 from services.infra.service import Resources
 from services.ingest.main import create_app
-from tests.integration.test_ingest_service import lis_message
-from tests.support import drain, eventually
+from tests.support import drain, eventually, lis_message
 
 
 async def dead_letters(amqp_url: str, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:

@@ -15,79 +15,15 @@ import secrets
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
-import aiohttp
-
-from services.demo import demo_sheet
-from services.infra.database import Database, connect, ensure_indexes
+from devtools.admin_client import AdminClient, wait_for_batch
+from devtools.demo import demo_sheet
+from devtools.launcher import Stack, mongodb_server
+from services.gateway.accounts import create_user
+from services.infra.database import connect, ensure_indexes
 from services.infra.settings import Settings
-from services.launcher import Stack, mongodb_server
 
 EXAMPLE_SHEET = Path(__file__).resolve().parent.parent / "examples" / "results-20-patients.xlsx"
-END_STATES = ("notified", "delivered", "failed")
-CSRF = re.compile(r'name="csrf_token"\s+value="([^"]+)"')
-
-
-class AdminClient:
-    """The admin dashboard driven over HTTP, as a browser would (session cookie + CSRF)."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-    async def _csrf(self, path: str) -> str:
-        async with self.http.get(self.base_url + path) as response:
-            page = await response.text()
-        match = CSRF.search(page)
-        if match is None:
-            raise RuntimeError(f"no CSRF token on {path}")
-        return match.group(1)
-
-    async def login(self, username: str, password: str) -> None:
-        form = {
-            "username": username,
-            "password": password,
-            "csrf_token": await self._csrf("/login"),
-        }
-        async with self.http.post(self.base_url + "/login", data=form) as response:
-            if response.status != 200 or str(response.url).endswith("/login"):
-                raise RuntimeError(f"login failed ({response.status})")
-
-    async def upload(self, filename: str, data: bytes) -> str:
-        """Upload a sheet; returns the new batch's id."""
-        form = aiohttp.FormData()
-        form.add_field("csrf_token", await self._csrf("/upload"))
-        form.add_field(
-            "file",
-            data,
-            filename=filename,
-            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        )
-        async with self.http.post(self.base_url + "/upload", data=form) as response:
-            if response.status != 200 or "/batches/" not in str(response.url):
-                raise RuntimeError(f"upload failed ({response.status}): {await response.text()}")
-            return str(response.url).rstrip("/").split("/batches/")[1].split("/")[0]
-
-    async def close(self) -> None:
-        await self.http.close()
-
-
-async def wait_for_batch(db: Database, batch_id: str, timeout: float) -> dict[str, Any]:
-    """Until the batch is ingested and each of its reports has reached an end state."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        batch = await db.batches.find_one({"_id": batch_id})
-        if batch and batch["status"] == "failed":
-            return batch
-        if batch and batch["status"] == "ingested":
-            done = await db.reports.count_documents(
-                {"batch_id": batch_id, "status": {"$in": list(END_STATES)}}
-            )
-            if done >= batch["reports_created"]:
-                return batch
-        await asyncio.sleep(0.5)
-    raise TimeoutError(f"batch {batch_id} not finished after {timeout}s")
 
 
 def admin_password(var: Path) -> tuple[str, bool]:
@@ -108,8 +44,6 @@ async def _prepare_and_demo(settings: Settings, var: Path, stack: Stack, demo: b
     try:
         await ensure_indexes(db)
         if new or not await db.users.find_one({"username": "admin"}):
-            from services.gateway.adapters import create_user
-
             await db.users.delete_many({"username": "admin"})
             await create_user(db, "admin", password)
         print(f"\nDashboard:   {settings.public_base_url}/   (admin / {password})")

@@ -1,0 +1,75 @@
+"""Pure rules of the patient portal: whether a link may be used, the date-of-birth check.
+
+No database or web imports here: everything is a function of its arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from contracts.v1 import ReportStatus
+
+PORTAL_SESSION_TTL = timedelta(minutes=15)
+
+
+class LinkState(StrEnum):
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    LOCKED = "locked"
+    OPEN = "open"
+
+
+def link_state(report: Mapping[str, Any] | None, now: datetime, max_attempts: int) -> LinkState:
+    """Whether a report's access link may be used for a date-of-birth check."""
+    if report is None or not report.get("access"):
+        return LinkState.UNKNOWN
+    access = report["access"]
+    if report.get("status") == ReportStatus.SUPERSEDED or access.get("expires_at") is None:
+        return LinkState.EXPIRED
+    if access["expires_at"] < now:
+        return LinkState.EXPIRED
+    if access.get("locked") or int(access.get("failed_attempts", 0)) >= max_attempts:
+        return LinkState.LOCKED
+    return LinkState.OPEN
+
+
+def parse_date_of_birth(form: Mapping[str, str]) -> date | None:
+    """The date entered in the portal form: `date_of_birth` (YYYY-MM-DD) or day/month/year."""
+    iso = (form.get("date_of_birth") or "").strip()
+    if iso:
+        try:
+            return date.fromisoformat(iso)
+        except ValueError:
+            return None
+    try:
+        day = int((form.get("day") or "").strip())
+        month = int((form.get("month") or "").strip())
+        year = int((form.get("year") or "").strip())
+    except ValueError:
+        return None
+    if year < 100:  # a two-digit year is ambiguous for a birth date
+        return None
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def date_of_birth_matches(entered: date, stored: str | date | None) -> bool:
+    if stored is None:
+        return False
+    if isinstance(stored, datetime):
+        stored = stored.date()
+    if isinstance(stored, date):
+        return entered == stored
+    try:
+        return entered == date.fromisoformat(str(stored)[:10])
+    except ValueError:
+        return False
+
+
+def remaining_attempts(failed_attempts: int, max_attempts: int) -> int:
+    return max(0, max_attempts - failed_attempts)

@@ -1,0 +1,145 @@
+"""What the admin pages and the live batch stream read: batches, reports, notifications and
+the development outbox. Reads only; each collection's writes belong to its owner
+(`services.infra.documents.OWNERS`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+
+from contracts.v1 import ReportStatus
+from services.gateway import logic
+from services.infra import documents
+from services.infra.database import Database
+from services.infra.documents import (
+    BatchDocument,
+    NotificationDocument,
+    OutboxMessage,
+    ReportDocument,
+)
+
+
+class BatchQueries:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._batches = documents.batches(db)
+        self._reports = documents.reports(db)
+
+    async def get(self, batch_id: str) -> BatchDocument | None:
+        return await self._batches.find_one({"_id": batch_id})
+
+    async def recent(self, limit: int = 100) -> list[BatchDocument]:
+        cursor = self._batches.find().sort("uploaded_at", DESCENDING).limit(limit)
+        return await cursor.to_list()
+
+    async def status_counts(self, batch_ids: list[str]) -> dict[str, dict[str, int]]:
+        """Reports per status for each batch: {batch_id: {status: count}}."""
+        counts: dict[str, dict[str, int]] = {batch_id: {} for batch_id in batch_ids}
+        if not batch_ids:
+            return counts
+        cursor = await self._db.reports.aggregate(
+            [
+                {"$match": {"batch_id": {"$in": batch_ids}}},
+                {"$group": {"_id": {"batch": "$batch_id", "status": "$status"}, "n": {"$sum": 1}}},
+            ]
+        )
+        async for row in cursor:
+            counts.setdefault(row["_id"]["batch"], {})[row["_id"]["status"]] = int(row["n"])
+        return counts
+
+    async def summary(self, batch_id: str) -> dict[str, Any] | None:
+        batch = await self.get(batch_id)
+        if batch is None:
+            return None
+        counts = await self.status_counts([batch_id])
+        return logic.batch_count_summary(batch, counts[batch_id])
+
+    async def failed_reports(self, batch_id: str, limit: int = 500) -> list[ReportDocument]:
+        cursor = (
+            self._reports.find(
+                {"batch_id": batch_id, "status": ReportStatus.FAILED.value},
+                {"patient.patient_id": 1, "failure_reason": 1, "source": 1, "updated_at": 1},
+            )
+            .sort("updated_at", DESCENDING)
+            .limit(limit)
+        )
+        return await cursor.to_list()
+
+
+class ReportQueries:
+    def __init__(self, db: Database) -> None:
+        self._reports = documents.reports(db)
+
+    async def page(
+        self, *, batch_id: str | None, status: str | None, page: int
+    ) -> tuple[list[ReportDocument], bool]:
+        """One page of reports (newest first) and whether there is a next page."""
+        query: dict[str, Any] = {}
+        if batch_id:
+            query["batch_id"] = batch_id
+        if status:
+            query["status"] = status
+        size = logic.REPORTS_PAGE_SIZE
+        cursor = (
+            self._reports.find(
+                query,
+                {
+                    "patient.patient_id": 1,
+                    "patient.name": 1,
+                    "sample_date": 1,
+                    "status": 1,
+                    "updated_at": 1,
+                    "created_at": 1,
+                    "failure_reason": 1,
+                    "batch_id": 1,
+                    "pdf_file_id": 1,
+                },
+            )
+            .sort([("created_at", DESCENDING), ("_id", ASCENDING)])
+            .skip((page - 1) * size)
+            .limit(size + 1)
+        )
+        rows = await cursor.to_list()
+        return rows[:size], len(rows) > size
+
+    async def get(self, report_id: str) -> ReportDocument | None:
+        return await self._reports.find_one({"_id": report_id})
+
+    async def detail(self, report_id: str) -> ReportDocument | None:
+        """A report for the admin report page, without its `access` (the link token's hash)."""
+        return await self._reports.find_one({"_id": report_id}, {"access": 0})
+
+
+class NotificationQueries:
+    # What the report page shows; nothing else (never the SMS body or its link) is read.
+    FIELDS = (
+        "version",
+        "purpose",
+        "status",
+        "provider",
+        "provider_message_id",
+        "attempts",
+        "error",
+        "created_at",
+        "sent_at",
+        "delivered_at",
+    )
+
+    def __init__(self, db: Database) -> None:
+        self._notifications = documents.notifications(db)
+
+    async def for_report(self, report_id: str) -> list[NotificationDocument]:
+        cursor = self._notifications.find(
+            {"report_id": report_id}, dict.fromkeys(self.FIELDS, 1)
+        ).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        return await cursor.to_list()
+
+
+class OutboxQueries:
+    def __init__(self, db: Database) -> None:
+        self._outbox = documents.outbox(db)
+
+    async def recent(self, limit: int = 200) -> list[OutboxMessage]:
+        cursor = self._outbox.find().sort("sent_at", DESCENDING).limit(limit)
+        return await cursor.to_list()

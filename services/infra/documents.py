@@ -1,0 +1,226 @@
+"""The documents more than one service reads or writes: one typed definition each.
+
+Every reader and writer of these collections uses these types; docs/data-model.md describes
+the fields. Status strings come from the enums here (and `contracts.v1.ReportStatus`), never
+from literals. Which module writes which collection: `OWNERS`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.collection import AsyncCollection
+
+    from services.infra.database import Database
+
+
+class BatchStatus(StrEnum):
+    """Where an uploaded sheet is: received (stored, not read yet), ingested (its reports are
+    on their way) or failed (nothing of it will be reported)."""
+
+    RECEIVED = "received"
+    INGESTED = "ingested"
+    FAILED = "failed"
+
+
+class NotificationStatus(StrEnum):
+    """Where one SMS is. `claimed`: an attempt owns the record and has not called the provider
+    yet (if it dies, nothing was sent). `sending`: it is (or was) talking to the provider (if
+    it dies, the outcome is unknown). `unknown`: never resent, a person must check."""
+
+    CLAIMED = "claimed"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+# --- reports --------------------------------------------------------------------------------
+
+
+class HistoryEntry(TypedDict):
+    status: str  # a ReportStatus value
+    at: datetime
+    reason: str
+
+
+class SheetSource(TypedDict):
+    kind: Literal["sheet"]
+    batch_id: str
+    rows: list[int]  # sheet row numbers
+
+
+class LisSource(TypedDict):
+    kind: Literal["lis"]
+    message_id: str
+    accession: str
+
+
+class PatientFields(TypedDict):
+    patient_id: str
+    name: str
+    date_of_birth: str  # YYYY-MM-DD
+    sex: str  # F, M or U
+    phone: str  # E.164
+
+
+class ResultFields(TypedDict):
+    test: str
+    value: str
+    unit: str
+    reference_range: str
+    flag: str  # a contracts.v1.Flag value
+
+
+class AccessDocument(TypedDict):
+    """A report's patient link: the SHA-256 of the token in the SMS, never the token."""
+
+    token_hash: str
+    expires_at: datetime
+    failed_attempts: int
+    locked: bool
+
+
+class ReportDocument(TypedDict):
+    """`reports`: one document per patient report version."""
+
+    _id: str
+    lab_id: str
+    batch_id: str | None
+    source: SheetSource | LisSource
+    source_key: str
+    version: int
+    correlation_id: str
+    patient: PatientFields
+    sample_date: str  # YYYY-MM-DD
+    results: list[ResultFields]
+    comments: str
+    template: str
+    status: str  # a ReportStatus value
+    history: list[HistoryEntry]
+    created_at: datetime
+    updated_at: datetime
+    docx_file_id: NotRequired[str]
+    pdf_file_id: NotRequired[str]
+    pdf_sha256: NotRequired[str]
+    access: NotRequired[AccessDocument]
+    failure_reason: NotRequired[str]
+
+
+# --- batches --------------------------------------------------------------------------------
+
+
+class RejectedRowEntry(TypedDict):
+    row: int
+    reason: str
+
+
+class DuplicateEntry(TypedDict):
+    row: str  # "7" or "7–9"
+    reason: str
+
+
+class BatchDocument(TypedDict):
+    """`batches`: one uploaded sheet."""
+
+    _id: str
+    lab_id: str
+    filename: str
+    file_id: str
+    uploaded_by: str
+    uploaded_at: datetime
+    correlation_id: str
+    status: str  # a BatchStatus value
+    rows_total: int
+    rows_accepted: int
+    rejected_rows: list[RejectedRowEntry]
+    reports_created: int
+    duplicates: list[DuplicateEntry] | int
+    failure_reason: str
+    ingested_at: NotRequired[datetime]
+    failed_at: NotRequired[datetime]
+
+
+# --- notifications, outbox, audit -----------------------------------------------------------
+
+
+class NotificationDocument(TypedDict):
+    """`notifications`: one SMS that may ever be sent, unique per (report, version, purpose)."""
+
+    _id: str
+    report_id: str
+    version: int
+    purpose: str
+    to: str
+    provider: str
+    status: str  # a NotificationStatus value
+    provider_message_id: str | None
+    error: str | None
+    attempts: int
+    heartbeat_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    refused: NotRequired[bool]
+    provider_status: NotRequired[str]
+    sent_at: NotRequired[datetime]
+    delivered_at: NotRequired[datetime]
+
+
+class OutboxMessage(TypedDict):
+    """`outbox`: what the development SMS provider "sent" (it plays the patient's phone)."""
+
+    _id: str
+    to: str
+    body: str
+    sent_at: datetime
+    provider_message_id: str
+
+
+class AuditRecord(TypedDict):
+    """`audit`, append-only: who saw or changed what, when."""
+
+    at: datetime
+    actor: str  # "patient" or "admin:<username>"
+    action: str
+    report_id: str | None
+    detail: dict[str, Any]
+
+
+# The one module that writes each collection; everything else only reads it.
+OWNERS: dict[str, str] = {
+    "reports": "services.infra.reports",
+    "batches": "services.infra.batches",
+    "audit": "services.infra.audit",
+    "notifications": "services.notify.adapters",
+    "outbox": "services.notify.providers",
+    "rejected_messages": "services.ingest.adapters",
+    "users": "services.gateway.accounts",
+    "sessions": "services.gateway.accounts",
+    "login_failures": "services.gateway.accounts",
+    "portal_sessions": "services.gateway.portal",
+}
+
+
+def reports(db: Database) -> AsyncCollection[ReportDocument]:
+    return cast("AsyncCollection[ReportDocument]", db.reports)
+
+
+def batches(db: Database) -> AsyncCollection[BatchDocument]:
+    return cast("AsyncCollection[BatchDocument]", db.batches)
+
+
+def notifications(db: Database) -> AsyncCollection[NotificationDocument]:
+    return cast("AsyncCollection[NotificationDocument]", db.notifications)
+
+
+def outbox(db: Database) -> AsyncCollection[OutboxMessage]:
+    return cast("AsyncCollection[OutboxMessage]", db.outbox)
+
+
+def audit(db: Database) -> AsyncCollection[AuditRecord]:
+    return cast("AsyncCollection[AuditRecord]", db.audit)

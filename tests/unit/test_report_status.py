@@ -1,0 +1,71 @@
+"""The report state machine: status only moves forward, and the stages can tell "done" from
+"not yet"."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import pytest
+
+from contracts.v1 import ReportStatus as S
+from services.infra.report_status import NEXT, PIPELINE, is_past, sources_of
+
+
+def test_every_status_has_a_row_in_the_table() -> None:
+    assert set(NEXT) == set(S)
+
+
+def test_the_healthy_path_is_walkable_step_by_step() -> None:
+    for here, there in pairwise(PIPELINE):
+        assert there in NEXT[here], f"{here} -> {there}"
+
+
+def test_status_never_moves_backwards_along_the_healthy_path() -> None:
+    for later_index, later in enumerate(PIPELINE):
+        for earlier in PIPELINE[: later_index + 1]:
+            assert earlier not in NEXT[later], f"{later} -> {earlier}"
+
+
+def test_failed_and_superseded_are_final() -> None:
+    assert NEXT[S.FAILED] == frozenset()
+    assert NEXT[S.SUPERSEDED] == frozenset()
+
+
+def test_every_live_report_can_fail_or_be_superseded() -> None:
+    for status in set(S) - {S.FAILED, S.SUPERSEDED, S.DELIVERED}:
+        assert S.FAILED in NEXT[status], status
+        assert S.SUPERSEDED in NEXT[status], status
+    assert NEXT[S.DELIVERED] == frozenset({S.SUPERSEDED})
+
+
+def test_only_a_converted_report_can_be_held_and_only_a_held_or_converted_one_released() -> None:
+    assert sources_of(S.HELD) == frozenset({S.CONVERTED})
+    assert sources_of(S.RELEASED) == frozenset({S.CONVERTED, S.HELD})
+
+
+def test_sources_of_is_the_table_read_backwards() -> None:
+    for target in S:
+        assert sources_of(target) == {s for s, nexts in NEXT.items() if target in nexts}
+    assert sources_of(S.RECEIVED) == frozenset()  # only ever created, never reached
+
+
+@pytest.mark.parametrize(
+    ("status", "step", "past"),
+    [
+        (S.RECEIVED, S.RENDERED, False),
+        (S.RENDERED, S.RENDERED, True),
+        (S.CONVERTED, S.RENDERED, True),
+        (S.CONVERTED, S.NOTIFIED, False),
+        (S.NOTIFIED, S.CONVERTED, True),
+        (S.DELIVERED, S.NOTIFIED, True),
+        # A held report has its PDF but has not been released or sent.
+        (S.HELD, S.CONVERTED, True),
+        (S.HELD, S.RELEASED, False),
+        (S.HELD, S.NOTIFIED, False),
+        # A failed or superseded report will never do any step: no stage should act on it.
+        (S.FAILED, S.RENDERED, True),
+        (S.SUPERSEDED, S.NOTIFIED, True),
+    ],
+)
+def test_a_stage_can_tell_whether_a_report_is_past_its_step(status: S, step: S, past: bool) -> None:
+    assert is_past(status, step) is past
