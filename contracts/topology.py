@@ -52,12 +52,8 @@ QUEUES: tuple[Queue, ...] = (
         ("the lab's LIS",),
     ),
     Queue("render.report", v1.RenderReport.routing_key, "render", v1.RenderReport, ("ingest",)),
-    Queue(
-        "convert.report", v1.ConvertReport.routing_key, "convert", v1.ConvertReport, ("render",)
-    ),
-    Queue(
-        "notify.patient", v1.NotifyPatient.routing_key, "notify", v1.NotifyPatient, ("convert",)
-    ),
+    Queue("convert.report", v1.ConvertReport.routing_key, "convert", v1.ConvertReport, ("render",)),
+    Queue("notify.patient", v1.NotifyPatient.routing_key, "notify", v1.NotifyPatient, ("convert",)),
     Queue("notify.sms-receipt", v1.SmsReceipt.routing_key, "notify", v1.SmsReceipt, ("gateway",)),
     Queue(
         "gateway.report-status",
