@@ -23,7 +23,7 @@ from typing import Any
 from devtools.admin_client import AdminClient
 from devtools.demo import demo_sheet
 from devtools.launcher import WORKERS, Stack, local_settings, mongodb_server, rabbitmq_vhost
-from services.gateway.accounts import create_user
+from services.gateway.accounts_store import create_user
 from services.infra.database import Database, connect, ensure_indexes
 from services.infra.settings import Settings
 from services.render import adapters as render_adapters

@@ -53,14 +53,22 @@ QUEUES: tuple[Queue, ...] = (
     ),
     Queue("render.report", v1.RenderReport.routing_key, "render", v1.RenderReport, ("ingest",)),
     Queue("convert.report", v1.ConvertReport.routing_key, "convert", v1.ConvertReport, ("render",)),
-    Queue("notify.patient", v1.NotifyPatient.routing_key, "notify", v1.NotifyPatient, ("convert",)),
+    Queue(
+        "notify.patient",
+        v1.NotifyPatient.routing_key,
+        "notify",
+        v1.NotifyPatient,
+        # convert when the PDF is ready; gateway when staff release a report; notify's
+        # scheduler when a hold ends (or a release's message was lost).
+        ("convert", "gateway", "notify"),
+    ),
     Queue("notify.sms-receipt", v1.SmsReceipt.routing_key, "notify", v1.SmsReceipt, ("gateway",)),
     Queue(
         "gateway.report-status",
         v1.ReportStatusChanged.routing_key,
         "gateway",
         v1.ReportStatusChanged,
-        ("render", "convert", "notify"),
+        ("render", "convert", "notify", "gateway"),
     ),
 )
 

@@ -25,24 +25,34 @@ def utcnow() -> datetime:
 
 
 class ReportStatus(StrEnum):
-    """Where a report is. Status moves only forward (see `services.infra.report_status`)."""
+    """Where a report is (the state machine: `services.infra.report_status`).
+
+    received -> rendered -> converted -> (needs attention | held -> released) -> notified ->
+    delivered; failed, withdrawn (by staff: never sent, link revoked) and superseded (a newer
+    version replaced it) on the side.
+    """
 
     RECEIVED = "received"
     RENDERED = "rendered"
     CONVERTED = "converted"
+    NEEDS_ATTENTION = "needs_attention"
+    HELD = "held"
     RELEASED = "released"
     NOTIFIED = "notified"
     DELIVERED = "delivered"
-    HELD = "held"
     FAILED = "failed"
+    WITHDRAWN = "withdrawn"
     SUPERSEDED = "superseded"
 
 
 class Flag(StrEnum):
-    """Abnormality flag of one result: high, low, or empty when within range."""
+    """Abnormality flag of one result: high, low, critically high or low (HL7 table 0078's
+    HH and LL: "phone the patient first"), or empty when within range."""
 
     HIGH = "H"
     LOW = "L"
+    CRITICAL_HIGH = "HH"
+    CRITICAL_LOW = "LL"
     NORMAL = ""
 
 
@@ -126,7 +136,8 @@ class ConvertReport(Message):
 
 
 class NotifyPatient(Message):
-    """Convert -> notify: create the patient's access link and send the SMS."""
+    """Convert (or a release) -> notify: pass the release gate, create the patient's access
+    link and send the SMS."""
 
     routing_key: ClassVar[str] = "notify.patient.v1"
     report_id: Identifier

@@ -19,7 +19,7 @@ from pathlib import Path
 from devtools.admin_client import AdminClient, wait_for_batch
 from devtools.demo import demo_sheet
 from devtools.launcher import Stack, mongodb_server
-from services.gateway.accounts import create_user
+from services.gateway.accounts_store import create_user
 from services.infra.database import connect, ensure_indexes
 from services.infra.settings import Settings
 

@@ -22,8 +22,8 @@ def export_contracts(directory: Path) -> None:
 
 
 def create_user(username: str, password_stdin: bool) -> None:
-    from services.gateway.accounts import UserError
-    from services.gateway.accounts import create_user as store_user
+    from services.gateway.accounts_store import UserError
+    from services.gateway.accounts_store import create_user as store_user
     from services.infra.database import connect, ensure_indexes
     from services.infra.settings import get_settings
 
@@ -47,6 +47,37 @@ def create_user(username: str, password_stdin: bool) -> None:
     print(f"created admin user {username}")
 
 
+def manage_tokens(action: str, subject: str | None, name: str) -> None:
+    """`resultflow tokens create USERNAME | revoke TOKEN_ID | list [USERNAME]`."""
+    from services.gateway.accounts_store import ApiTokens, UserError
+    from services.infra.database import connect, ensure_indexes
+    from services.infra.settings import get_settings
+
+    async def run() -> None:
+        client, db = connect(get_settings())
+        try:
+            await ensure_indexes(db)
+            tokens = ApiTokens(db)
+            if action == "create":
+                token_id, token = await tokens.create(str(subject), name)
+                # The token is shown once; only its hash is kept.
+                print(json.dumps({"id": token_id, "username": subject, "token": token}))
+            elif action == "revoke":
+                if not await tokens.revoke(str(subject)):
+                    sys.exit(f"resultflow: no live token {subject}")
+                print(f"revoked token {subject}")
+            else:
+                for row in await tokens.list(subject):
+                    print(json.dumps(row, default=str))
+        finally:
+            await client.close()
+
+    try:
+        asyncio.run(run())
+    except UserError as error:
+        sys.exit(f"resultflow: {error}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="resultflow")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +95,16 @@ def main(argv: list[str] | None = None) -> None:
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
 
+    tokens = commands.add_parser("tokens", help="bearer tokens for the admin API")
+    tokens_commands = tokens.add_subparsers(dest="action", required=True)
+    token_create = tokens_commands.add_parser("create", help="make a token; prints it once")
+    token_create.add_argument("username")
+    token_create.add_argument("--name", default="", help="what the token is for")
+    token_revoke = tokens_commands.add_parser("revoke", help="revoke a token by its id")
+    token_revoke.add_argument("token_id")
+    token_list = tokens_commands.add_parser("list", help="list tokens (never the tokens)")
+    token_list.add_argument("username", nargs="?")
+
     run = commands.add_parser("run", help="run everything on this machine, with a demo batch")
     run.add_argument("--var", type=Path, default=Path("var"), help="data and logs folder")
     run.add_argument("--no-demo", action="store_true", help="do not upload the demo batch")
@@ -75,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
         export_contracts(args.directory)
     elif args.command == "users":
         create_user(args.username, args.password_stdin)
+    elif args.command == "tokens":
+        subject = getattr(args, "username", None) or getattr(args, "token_id", None)
+        manage_tokens(args.action, subject, getattr(args, "name", ""))
     elif args.command == "run":
         try:
             from devtools.devstack import run_everything

@@ -9,14 +9,16 @@ servers you run yourself (e.g. MongoDB 7).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from playwright.async_api import Browser, async_playwright
 
 from contracts.v1 import IngestLisResult, LabResult, Patient, ReportStatus, utcnow
 from devtools.launcher import free_port, mongodb_server, rabbitmq_vhost
@@ -24,11 +26,13 @@ from services.infra.documents import LisSource, SheetSource
 from services.ingest import logic as ingest
 
 __all__ = [
+    "chromium",
     "csrf_from",
     "drain",
     "eventually",
     "free_port",
     "lis_message",
+    "log_in",
     "mongodb_server",
     "office_processes",
     "rabbitmq_vhost",
@@ -138,6 +142,33 @@ def report_document(
     document["history"] = [{"status": document["status"], "at": now, "reason": ""}]
     document.update(fields)
     return document
+
+
+PASSWORD = "correct horse battery staple"
+
+
+async def log_in(
+    client: TestClient[Any, Any], username: str = "admin", password: str = PASSWORD
+) -> Any:
+    """Sign in to the gateway's dashboard as a browser would (login CSRF included)."""
+    token = await csrf_from(client, "/login")
+    return await client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token}
+    )
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's headless Chromium driven by Playwright (its own browser download is blocked)."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
 
 
 async def csrf_from(client: TestClient[Any, Any], path: str) -> str:

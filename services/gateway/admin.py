@@ -9,9 +9,15 @@ from urllib.parse import urlencode
 import structlog
 from aiohttp import web
 
-from contracts.v1 import IngestBatch, ReportStatus
+from contracts.v1 import IngestBatch
 from services.gateway import logic
-from services.gateway.queries import BatchQueries, NotificationQueries, OutboxQueries, ReportQueries
+from services.gateway.queries import (
+    BatchQueries,
+    NotificationQueries,
+    OutboxQueries,
+    ReportFilter,
+    ReportQueries,
+)
 from services.gateway.web import USER, client_detail, render
 from services.infra.audit import Audit, staff
 from services.infra.batches import Batches
@@ -119,6 +125,7 @@ class AdminHandlers:
                 "batch": batch,
                 "counts": summary,
                 "failed": failed,
+                "waiting": await self._reports.waiting(batch_id),
                 "duplicate_rows": duplicates if isinstance(duplicates, list) else [],
             },
         )
@@ -126,27 +133,22 @@ class AdminHandlers:
     # --- reports and outbox --------------------------------------------------------------
 
     async def reports(self, request: web.Request) -> web.StreamResponse:
-        batch_id = request.query.get("batch", "").strip() or None
-        status = request.query.get("status", "").strip() or None
-        if status not in {s.value for s in ReportStatus} | {None}:
-            status = None
+        filters = ReportFilter.from_query(request.query)
         try:
             page = max(1, int(request.query.get("page", "1")))
         except ValueError:
             page = 1
-        rows, has_next = await self._reports.page(batch_id=batch_id, status=status, page=page)
-        filters = {k: v for k, v in (("batch", batch_id), ("status", status)) if v}
+        rows, has_next = await self._reports.page(filters, page)
 
         def page_link(number: int) -> str:
-            return "/reports?" + urlencode({**filters, "page": number})
+            return "/reports?" + urlencode({**filters.params(), "page": number})
 
         return render(
             request,
             "reports.html",
             {
                 "rows": rows,
-                "batch_filter": batch_id or "",
-                "status_filter": status or "",
+                "filters": filters,
                 "statuses": logic.STATUS_ORDER,
                 "page": page,
                 "prev_link": page_link(page - 1) if page > 1 else None,

@@ -25,11 +25,13 @@ STATUS_ORDER: tuple[str, ...] = (
     ReportStatus.RECEIVED,
     ReportStatus.RENDERED,
     ReportStatus.CONVERTED,
+    ReportStatus.NEEDS_ATTENTION,
     ReportStatus.HELD,
     ReportStatus.RELEASED,
     ReportStatus.NOTIFIED,
     ReportStatus.DELIVERED,
     ReportStatus.FAILED,
+    ReportStatus.WITHDRAWN,
     ReportStatus.SUPERSEDED,
 )
 BATCH_STATUSES: tuple[str, ...] = tuple(BatchStatus)
@@ -116,6 +118,7 @@ def batch_count_summary(
     # Still moving through the pipeline; notified is done on our side (receipt pending),
     # held waits for a person.
     in_progress = sum(statuses[s] for s in IN_PROGRESS)
+    waiting = statuses[ReportStatus.NEEDS_ATTENTION] + statuses[ReportStatus.HELD]
     return {
         "batch_id": batch["_id"],
         "batch_status": batch.get("status", BatchStatus.RECEIVED),
@@ -127,6 +130,7 @@ def batch_count_summary(
         "reports_total": total,
         "reports_failed": failed,
         "reports_in_progress": in_progress,
+        "reports_waiting": waiting,
         "statuses": statuses,
     }
 
@@ -157,6 +161,27 @@ def report_timeline(history: Any) -> list[dict[str, Any]]:
         for entry in (history if isinstance(history, list) else [])
         if isinstance(entry, Mapping)
     ]
+    return sorted(entries, key=lambda entry: entry["at"] or _NO_TIME)
+
+
+def timeline(history: Any, audit_records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One report's story in time order: every status it reached (with the reason) and every
+    audited access or staff action (with who): [{at, what, by, reason}]."""
+    entries = [
+        {"at": e["at"], "what": e["status"], "by": "", "reason": e["reason"]}
+        for e in report_timeline(history)
+    ]
+    for record in audit_records:
+        detail = record.get("detail")
+        detail = detail if isinstance(detail, Mapping) else {}
+        entries.append(
+            {
+                "at": _instant(record.get("at")),
+                "what": str(record.get("action") or ""),
+                "by": str(record.get("actor") or ""),
+                "reason": str(detail.get("reason") or ""),
+            }
+        )
     return sorted(entries, key=lambda entry: entry["at"] or _NO_TIME)
 
 

@@ -4,6 +4,8 @@
 |------------|-------------------------------------------------------------------|
 | `accounts` | lab staff signing in: users, sessions, lockout, the auth middleware |
 | `admin`    | lab staff's pages: dashboard, upload, batches, reports, outbox      |
+| `review`   | reviewers: the release queue, release / withdraw, release rules     |
+| `api`      | the same for scripts: the admin JSON API `/api/v1` (OpenAPI)       |
 | `live`     | the batch page's live progress (consumes `ReportStatusChanged`)     |
 | `portal`   | patients: the SMS link, the second check, the report                |
 | `webhooks` | SMS providers' delivery receipts                                   |
@@ -21,9 +23,11 @@ from aiohttp import web
 from services.gateway import logic
 from services.gateway.accounts import setup_accounts
 from services.gateway.admin import setup_admin
+from services.gateway.api import setup_api
 from services.gateway.live import setup_live
 from services.gateway.ops import setup_ops
 from services.gateway.portal import setup_portal
+from services.gateway.review import setup_review
 from services.gateway.web import RedactingAccessLogger, setup_pages
 from services.gateway.webhooks import setup_webhooks
 from services.infra.service import Resources
@@ -37,6 +41,8 @@ def create_app(resources: Resources | None = None) -> web.Application:
     setup_accounts(app, resources)
     setup_pages(app, resources.settings)
     setup_admin(app, resources)
+    setup_review(app, resources)
+    setup_api(app, resources)
     setup_live(app, resources)
     setup_portal(app, resources)
     setup_webhooks(app, resources)

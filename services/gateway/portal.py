@@ -106,6 +106,17 @@ class PortalHandlers:
                 "This link has been locked after "
                 "too many wrong dates of birth. Please contact the lab.",
             ),
+            LinkState.REPLACED: (
+                410,
+                "A newer report replaced this one",
+                "The lab updated your report. Use the link in the newest text message from "
+                "the lab, or contact the lab.",
+            ),
+            LinkState.WITHDRAWN: (
+                410,
+                "This report was withdrawn",
+                "The lab withdrew this report. Please contact the lab.",
+            ),
         }
         status, title, message = pages[state]
         return render(

@@ -19,6 +19,8 @@ class LinkState(StrEnum):
     UNKNOWN = "unknown"
     EXPIRED = "expired"
     LOCKED = "locked"
+    REPLACED = "replaced"  # a newer version of the report replaced this one
+    WITHDRAWN = "withdrawn"  # the lab withdrew the report
     OPEN = "open"
 
 
@@ -27,7 +29,11 @@ def link_state(report: Mapping[str, Any] | None, now: datetime, max_attempts: in
     if report is None or not report.get("access"):
         return LinkState.UNKNOWN
     access = report["access"]
-    if report.get("status") == ReportStatus.SUPERSEDED or access.get("expires_at") is None:
+    if report.get("status") == ReportStatus.SUPERSEDED:
+        return LinkState.REPLACED
+    if report.get("status") == ReportStatus.WITHDRAWN:
+        return LinkState.WITHDRAWN
+    if access.get("expires_at") is None:
         return LinkState.EXPIRED
     if access["expires_at"] < now:
         return LinkState.EXPIRED

@@ -1,9 +1,12 @@
-"""What the admin pages and the live batch stream read: batches, reports, notifications and
-the development outbox. Reads only; each collection's writes belong to its owner
-(`services.infra.documents.OWNERS`)."""
+"""What the admin pages, the admin API and the live batch stream read: batches, reports (and
+how to filter them), notifications and the development outbox. Reads only; each collection's
+writes belong to its owner (`services.infra.documents.OWNERS`)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -18,6 +21,55 @@ from services.infra.documents import (
     OutboxMessage,
     ReportDocument,
 )
+from services.infra.report_status import WAITING
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    """What the reports list and `GET /api/v1/reports` filter on; empty means any."""
+
+    batch_id: str = ""
+    status: str = ""
+    patient_id: str = ""
+    phone: str = ""
+    q: str = ""  # part of the patient's name or id, or the LIS accession, in any case
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> ReportFilter:
+        def get(*names: str) -> str:
+            return next((query[n].strip()[:200] for n in names if query.get(n, "").strip()), "")
+
+        status = get("status")
+        return cls(
+            batch_id=get("batch_id", "batch"),
+            status=status if status in set(ReportStatus) else "",
+            patient_id=get("patient_id"),
+            phone=re.sub(r"[\s().-]", "", get("phone")),
+            q=get("q"),
+        )
+
+    def mongo(self) -> dict[str, Any]:
+        query: dict[str, Any] = {}
+        if self.batch_id:
+            query["batch_id"] = self.batch_id
+        if self.status:
+            query["status"] = self.status
+        if self.patient_id:
+            query["patient.patient_id"] = self.patient_id
+        if self.phone:
+            query["patient.phone"] = self.phone
+        if self.q:
+            pattern = {"$regex": re.escape(self.q), "$options": "i"}
+            query["$or"] = [
+                {"patient.name": pattern},
+                {"patient.patient_id": pattern},
+                {"source.accession": pattern},
+            ]
+        return query
+
+    def params(self) -> dict[str, str]:
+        """The filters set, for links that keep them (next page)."""
+        return {k: v for k, v in vars(self).items() if v}
 
 
 class BatchQueries:
@@ -71,19 +123,12 @@ class ReportQueries:
     def __init__(self, db: Database) -> None:
         self._reports = documents.reports(db)
 
-    async def page(
-        self, *, batch_id: str | None, status: str | None, page: int
-    ) -> tuple[list[ReportDocument], bool]:
+    async def page(self, filters: ReportFilter, page: int) -> tuple[list[ReportDocument], bool]:
         """One page of reports (newest first) and whether there is a next page."""
-        query: dict[str, Any] = {}
-        if batch_id:
-            query["batch_id"] = batch_id
-        if status:
-            query["status"] = status
         size = logic.REPORTS_PAGE_SIZE
         cursor = (
             self._reports.find(
-                query,
+                filters.mongo(),
                 {
                     "patient.patient_id": 1,
                     "patient.name": 1,
@@ -94,6 +139,7 @@ class ReportQueries:
                     "failure_reason": 1,
                     "batch_id": 1,
                     "pdf_file_id": 1,
+                    "version": 1,
                 },
             )
             .sort([("created_at", DESCENDING), ("_id", ASCENDING)])
@@ -105,6 +151,29 @@ class ReportQueries:
 
     async def get(self, report_id: str) -> ReportDocument | None:
         return await self._reports.find_one({"_id": report_id})
+
+    async def waiting(self, batch_id: str | None = None, limit: int = 500) -> list[ReportDocument]:
+        """Reports waiting for a person or a hold's end, oldest first (the release queue)."""
+        query: dict[str, Any] = {"status": {"$in": [s.value for s in WAITING]}}
+        if batch_id:
+            query["batch_id"] = batch_id
+        cursor = (
+            self._reports.find(
+                query,
+                {"access": 0, "history": 0},
+            )
+            .sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return await cursor.to_list()
+
+    async def versions(self, report: ReportDocument) -> list[ReportDocument]:
+        """Every version of the report's source (same lab and source key), oldest first."""
+        cursor = self._reports.find(
+            {"lab_id": report["lab_id"], "source_key": report["source_key"]},
+            {"access": 0, "history": 0, "results": 0},
+        ).sort("version", ASCENDING)
+        return await cursor.to_list()
 
     async def detail(self, report_id: str) -> ReportDocument | None:
         """A report for the admin report page, without its `access` (the link token's hash)."""

@@ -120,6 +120,11 @@ def render(
     return aiohttp_jinja2.render_template(template, request, context, status=status)
 
 
+def json_error(status: int, error: str, detail: Any = None) -> web.Response:
+    """Every error of the admin API: `{"error": <kind>, "detail": <what to do>}`."""
+    return web.json_response({"error": error, "detail": detail}, status=status)
+
+
 def redirect(location: str) -> web.Response:
     """A 303 to return (not raise) when cookies go with it."""
     return web.Response(status=303, headers={"Location": location})

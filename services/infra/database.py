@@ -28,6 +28,8 @@ async def ensure_indexes(db: Database) -> None:
         name="report_source_unique",
     )
     await db.reports.create_index([("batch_id", ASCENDING), ("status", ASCENDING)])
+    # The release scheduler's look for holds that ran out and releases not yet sent.
+    await db.reports.create_index([("status", ASCENDING), ("hold.until", ASCENDING)])
     await db.reports.create_index("access.token_hash", sparse=True)
     # One SMS per report version and purpose, ever.
     await db.notifications.create_index(
@@ -41,6 +43,7 @@ async def ensure_indexes(db: Database) -> None:
     )
     await db.users.create_index("username", unique=True)
     await db.sessions.create_index("token_hash", unique=True)
+    await db.api_tokens.create_index("token_hash", unique=True)
     await db.portal_sessions.create_index("token_hash", unique=True)
     for sessions in (db.sessions, db.portal_sessions):  # gone once expired
         await sessions.create_index("expires_at", expireAfterSeconds=0)

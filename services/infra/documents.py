@@ -77,6 +77,11 @@ class ResultFields(TypedDict):
     flag: str  # a contracts.v1.Flag value
 
 
+class RejectedRowEntry(TypedDict):
+    row: int
+    reason: str
+
+
 class AccessDocument(TypedDict):
     """A report's patient link: the SHA-256 of the token in the SMS, never the token."""
 
@@ -84,6 +89,24 @@ class AccessDocument(TypedDict):
     expires_at: datetime
     failed_attempts: int
     locked: bool
+
+
+class HoldDocument(TypedDict):
+    """Why a converted report waits: a release rule (or a critical value) held it."""
+
+    action: str  # a ReleaseAction value: "hold" (until `until`) or "review" (until released)
+    until: datetime | None
+    reason: str
+    rule: int | None  # index of the deciding rule in the lab's list; None: a default
+    at: datetime
+
+
+class StaffActionDocument(TypedDict):
+    """Who released or withdrew a report, when, and why."""
+
+    by: str
+    at: datetime
+    reason: str
 
 
 class ReportDocument(TypedDict):
@@ -100,6 +123,8 @@ class ReportDocument(TypedDict):
     sample_date: str  # YYYY-MM-DD
     results: list[ResultFields]
     comments: str
+    # Rows of the same patient and sample that were rejected: never sent without a person.
+    rejected_rows: list[RejectedRowEntry]
     template: str
     status: str  # a ReportStatus value
     history: list[HistoryEntry]
@@ -110,14 +135,13 @@ class ReportDocument(TypedDict):
     pdf_sha256: NotRequired[str]
     access: NotRequired[AccessDocument]
     failure_reason: NotRequired[str]
+    hold: NotRequired[HoldDocument]
+    release: NotRequired[StaffActionDocument]
+    withdrawal: NotRequired[StaffActionDocument]
+    redriven_at: NotRequired[datetime]
 
 
 # --- batches --------------------------------------------------------------------------------
-
-
-class RejectedRowEntry(TypedDict):
-    row: int
-    reason: str
 
 
 class DuplicateEntry(TypedDict):
@@ -194,14 +218,16 @@ class AuditRecord(TypedDict):
 # The one module that writes each collection; everything else only reads it.
 OWNERS: dict[str, str] = {
     "reports": "services.infra.reports",
+    "release_rules": "services.infra.release_rules",
     "batches": "services.infra.batches",
     "audit": "services.infra.audit",
     "notifications": "services.notify.adapters",
     "outbox": "services.notify.providers",
     "rejected_messages": "services.ingest.adapters",
-    "users": "services.gateway.accounts",
-    "sessions": "services.gateway.accounts",
-    "login_failures": "services.gateway.accounts",
+    "users": "services.gateway.accounts_store",
+    "sessions": "services.gateway.accounts_store",
+    "login_failures": "services.gateway.accounts_store",
+    "api_tokens": "services.gateway.accounts_store",
     "portal_sessions": "services.gateway.portal",
 }
 

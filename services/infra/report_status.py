@@ -1,25 +1,42 @@
-"""The report state machine: which status may follow which. Pure, no I/O."""
+"""The report state machine: which status may follow which. Pure, no I/O.
+
+    received -> rendered -> converted -> notified -> delivered
+    converted -> needs_attention (incomplete) -> released (by staff, with a reason) -> notified
+    converted -> held (a release rule) -> released (by staff, or when the hold's time is up)
+
+Any live report can fail, be withdrawn by staff or be superseded by a newer version. A
+failed report can be retried from the stage that failed: back to received (render again),
+rendered (convert again) or converted (release rules and the SMS again).
+"""
 
 from __future__ import annotations
 
 from contracts.v1 import ReportStatus as S
 
-# Status only moves forward. `failed` is terminal here; a resend makes a new attempt later.
-# Only a converted report (its PDF exists) can be held for review, then released.
+_SIDE_EXITS = frozenset({S.FAILED, S.WITHDRAWN, S.SUPERSEDED})
+
 NEXT: dict[S, frozenset[S]] = {
-    S.RECEIVED: frozenset({S.RENDERED, S.FAILED, S.SUPERSEDED}),
-    S.RENDERED: frozenset({S.CONVERTED, S.FAILED, S.SUPERSEDED}),
-    S.CONVERTED: frozenset({S.RELEASED, S.NOTIFIED, S.HELD, S.FAILED, S.SUPERSEDED}),
-    S.HELD: frozenset({S.RELEASED, S.FAILED, S.SUPERSEDED}),
-    S.RELEASED: frozenset({S.NOTIFIED, S.FAILED, S.SUPERSEDED}),
-    S.NOTIFIED: frozenset({S.DELIVERED, S.FAILED, S.SUPERSEDED}),
-    S.DELIVERED: frozenset({S.SUPERSEDED}),
-    S.FAILED: frozenset(),
+    S.RECEIVED: frozenset({S.RENDERED}) | _SIDE_EXITS,
+    S.RENDERED: frozenset({S.CONVERTED}) | _SIDE_EXITS,
+    S.CONVERTED: frozenset({S.NEEDS_ATTENTION, S.HELD, S.RELEASED, S.NOTIFIED}) | _SIDE_EXITS,
+    # Staff release it as is (with a reason), or corrected rows replace it (a new version).
+    S.NEEDS_ATTENTION: frozenset({S.RELEASED, S.WITHDRAWN, S.SUPERSEDED}),
+    S.HELD: frozenset({S.RELEASED}) | _SIDE_EXITS,
+    S.RELEASED: frozenset({S.NOTIFIED}) | _SIDE_EXITS,
+    S.NOTIFIED: frozenset({S.DELIVERED}) | _SIDE_EXITS,
+    S.DELIVERED: frozenset({S.WITHDRAWN, S.SUPERSEDED}),
+    # A retry goes back to the stage that failed; nothing else ever moves backwards.
+    S.FAILED: frozenset({S.RECEIVED, S.RENDERED, S.CONVERTED, S.WITHDRAWN, S.SUPERSEDED}),
+    S.WITHDRAWN: frozenset(),
     S.SUPERSEDED: frozenset(),
 }
 
 # The order a healthy report walks; used to tell "already past this step" from "not yet".
 PIPELINE: tuple[S, ...] = (S.RECEIVED, S.RENDERED, S.CONVERTED, S.RELEASED, S.NOTIFIED, S.DELIVERED)
+# Stopped after conversion until someone (or the hold's time) releases it.
+WAITING = frozenset({S.NEEDS_ATTENTION, S.HELD})
+# Nothing will ever happen to these again.
+FINAL = frozenset({S.WITHDRAWN, S.SUPERSEDED})
 
 
 def sources_of(target: S) -> frozenset[S]:
@@ -29,8 +46,12 @@ def sources_of(target: S) -> frozenset[S]:
 
 def is_past(status: S, step: S) -> bool:
     """True when a report in `status` has already done `step` (or can never do it)."""
-    if status in (S.FAILED, S.SUPERSEDED):
+    if status in (S.FAILED, *FINAL):
         return True
-    if status is S.HELD:
+    if status in WAITING:
         return PIPELINE.index(step) <= PIPELINE.index(S.CONVERTED)
     return PIPELINE.index(status) >= PIPELINE.index(step)
+
+
+def can_move(status: S, target: S) -> bool:
+    return target in NEXT[status]

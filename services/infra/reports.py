@@ -8,6 +8,7 @@ issues it, the portal counts and locks its date-of-birth checks.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -62,11 +63,17 @@ class Reports:
         *,
         fields: dict[str, Any] | None = None,
         reason: str = "",
+        where: dict[str, Any] | None = None,
     ) -> bool:
-        """Move `report` to `to` if its current status allows it; False when it did not."""
+        """Move `report` to `to` if its current status allows it (and it still matches
+        `where`); False when it did not."""
         now = utcnow()
         before = await self._collection.find_one_and_update(
-            {"_id": report["_id"], "status": {"$in": [s.value for s in sources_of(to)]}},
+            {
+                "_id": report["_id"],
+                "status": {"$in": [s.value for s in sources_of(to)]},
+                **(where or {}),
+            },
             {
                 "$set": {"status": to.value, "updated_at": now, **(fields or {})},
                 "$push": {"history": {"status": to.value, "at": now, "reason": reason}},
@@ -98,6 +105,39 @@ class Reports:
             await self.advance(
                 report, ReportStatus.FAILED, fields={"failure_reason": reason}, reason=reason
             )
+
+    # --- what the release scheduler looks for ---------------------------------------------
+
+    async def due_holds(self, now: datetime, limit: int = 100) -> list[ReportDocument]:
+        """Held reports whose hold has run out (timed holds only: a review waits for a person)."""
+        cursor = self._collection.find(
+            {"status": ReportStatus.HELD.value, "hold.until": {"$lte": now}}
+        ).limit(limit)
+        return await cursor.to_list()
+
+    async def unsent_releases(self, before: datetime, limit: int = 100) -> list[ReportDocument]:
+        """Released reports that have not moved since `before`: their NotifyPatient may have
+        been lost between the release and its publish."""
+        cursor = self._collection.find(
+            {
+                "status": ReportStatus.RELEASED.value,
+                "updated_at": {"$lte": before},
+                "$or": [{"redriven_at": None}, {"redriven_at": {"$lte": before}}],
+            }
+        ).limit(limit)
+        return await cursor.to_list()
+
+    async def claim_redrive(self, report: ReportDocument, now: datetime) -> bool:
+        """Take the turn to send a released report's NotifyPatient again (one replica wins)."""
+        result = await self._collection.update_one(
+            {
+                "_id": report["_id"],
+                "status": ReportStatus.RELEASED.value,
+                "redriven_at": report.get("redriven_at"),
+            },
+            {"$set": {"redriven_at": now}},
+        )
+        return result.modified_count == 1
 
     # --- the patient's link (`access`) ---------------------------------------------------
 

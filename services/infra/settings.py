@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     cookie_secure: bool = False  # True behind HTTPS
 
     access_link_ttl_hours: int = 24 * 30
+    release_poll_seconds: float = 5.0  # how often notify looks for holds whose time is up
     portal_max_attempts: int = 5
 
     sms_provider: str = "outbox"  # "outbox" (development) or "twilio"

@@ -15,13 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, cast
 
-import phonenumbers
 from pydantic import ValidationError
 
-from contracts.v1 import Flag, IngestLisResult, LabResult, Patient, ReportStatus
+from contracts.v1 import IngestLisResult, LabResult, Patient, ReportStatus
 from services.infra.documents import (
     DuplicateEntry,
     LisSource,
@@ -29,6 +28,15 @@ from services.infra.documents import (
     ReportDocument,
     ResultFields,
     SheetSource,
+)
+from services.ingest.values import (
+    FLAGS,
+    SEX,
+    RowError,
+    check_dates,
+    normalise_phone,
+    parse_date,
+    text,
 )
 
 # field -> header names accepted for it (normalised: lower case, single spaces)
@@ -61,33 +69,27 @@ LABELS = {
 }
 FIRST_DATA_ROW = 2  # sheet row number of the first row under the header
 
-SEX = {"f": "F", "female": "F", "m": "M", "male": "M", "u": "U", "unknown": "U", "": "U"}
-FLAGS = {
-    "": Flag.NORMAL,
-    "n": Flag.NORMAL,
-    "normal": Flag.NORMAL,
-    "h": Flag.HIGH,
-    "hh": Flag.HIGH,
-    "high": Flag.HIGH,
-    "l": Flag.LOW,
-    "ll": Flag.LOW,
-    "low": Flag.LOW,
-}
-DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y")
-
 
 class SheetError(ValueError):
     """The sheet as a whole cannot be read (wrong file, missing columns)."""
-
-
-class RowError(ValueError):
-    """One value of one row is unusable; the message names the column."""
 
 
 @dataclass(frozen=True)
 class RejectedRow:
     row: int
     reason: str
+    # Whom the row was about, as far as it can be read: its report must not go out without it.
+    patient_id: str = ""
+    sample_date: date | None = None
+
+    def belongs_to(self, draft: ReportDraft) -> bool:
+        """Whether this row may have been one of `draft`'s results. A row naming no patient
+        could have been anyone's."""
+        if not self.patient_id:
+            return True
+        if self.patient_id != draft.patient.patient_id:
+            return False
+        return self.sample_date is None or self.sample_date == draft.sample_date
 
 
 @dataclass
@@ -100,6 +102,8 @@ class ReportDraft:
     results: list[LabResult] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
     comments: str = ""
+    # Rows of this patient and sample that could not be used: the report is incomplete.
+    rejected: list[RejectedRow] = field(default_factory=list)
 
 
 @dataclass
@@ -136,64 +140,6 @@ def map_columns(headers: Iterable[object]) -> dict[str, int]:
     return positions
 
 
-def text(value: object) -> str:
-    """A cell as text: whole floats lose their '.0' (Excel stores 12 as 12.0)."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if value != value:  # NaN: an empty cell read by pandas
-            return ""
-        if value.is_integer():
-            return str(int(value))
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    return str(value).strip()
-
-
-def parse_date(value: object, label: str) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    raw = text(value)
-    if not raw:
-        raise RowError(f"{label} is empty")
-    raw = raw.split(" ")[0]  # "2024-03-01 00:00:00" from a text cell
-    for fmt in DATE_FORMATS:
-        try:
-            return datetime.strptime(raw, fmt).date()
-        except ValueError:
-            continue
-    raise RowError(f"{label} '{raw}' is not a date (use YYYY-MM-DD or DD/MM/YYYY)")
-
-
-def normalise_phone(raw: str, region: str) -> str:
-    """E.164 form of a mobile number; national numbers are read in the lab's region."""
-    if not raw:
-        raise RowError("Phone is empty")
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        raise RowError(f"Phone '{raw}' is not a phone number") from None
-    if not phonenumbers.is_valid_number(number):
-        raise RowError(f"Phone '{raw}' is not a valid number for region {region}")
-    if phonenumbers.number_type(number) not in (
-        phonenumbers.PhoneNumberType.MOBILE,
-        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    ):
-        raise RowError(f"Phone '{raw}' is not a mobile number, so it cannot receive an SMS")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def check_dates(date_of_birth: date, sample_date: date, today: date) -> None:
-    if not date(1900, 1, 1) <= date_of_birth <= today:
-        raise RowError(f"Date of birth {date_of_birth.isoformat()} is not a plausible birth date")
-    if sample_date > today + timedelta(days=1):
-        raise RowError(f"Sample date {sample_date.isoformat()} is in the future")
-    if sample_date < date_of_birth:
-        raise RowError("Sample date is before the date of birth")
-
-
 def parse_row(
     cells: Mapping[str, object], region: str, today: date
 ) -> tuple[Patient, date, LabResult]:
@@ -205,7 +151,7 @@ def parse_row(
         raise RowError(f"Sex '{text(cells.get('sex'))}' is not one of F, M, U")
     flag = FLAGS.get(text(cells.get("flag")).lower())
     if flag is None:
-        raise RowError(f"Flag '{text(cells.get('flag'))}' is not one of H, L or empty")
+        raise RowError(f"Flag '{text(cells.get('flag'))}' is not one of H, L, HH, LL or empty")
     date_of_birth = parse_date(cells.get("date_of_birth"), "Date of birth")
     sample_date = parse_date(cells.get("sample_date"), "Sample date")
     check_dates(date_of_birth, sample_date, today)
@@ -285,8 +231,21 @@ def group_rows(
             draft.results.append(result)
             draft.rows.append(row_number)
         except RowError as error:
-            rejected.append(RejectedRow(row_number, str(error)))
+            rejected.append(rejected_row(row_number, str(error), cells))
+    for unusable in rejected:
+        for draft in drafts.values():
+            if unusable.belongs_to(draft):
+                draft.rejected.append(unusable)
     return SheetOutcome(total, list(drafts.values()), rejected)
+
+
+def rejected_row(row_number: int, reason: str, cells: Mapping[str, object]) -> RejectedRow:
+    """A rejected row with whatever it still says about whom it was for."""
+    try:
+        sample_date: date | None = parse_date(cells.get("sample_date"), "Sample date")
+    except RowError:
+        sample_date = None
+    return RejectedRow(row_number, reason, text(cells.get("patient_id")), sample_date)
 
 
 def lis_draft(message: IngestLisResult, region: str, today: date) -> ReportDraft:
@@ -326,6 +285,7 @@ def report_document(
         "sample_date": draft.sample_date.isoformat(),
         "results": [cast(ResultFields, r.model_dump(mode="json")) for r in draft.results],
         "comments": draft.comments,
+        "rejected_rows": [{"row": r.row, "reason": r.reason} for r in draft.rejected],
         "template": "default",
         "status": ReportStatus.RECEIVED,
         "history": [{"status": ReportStatus.RECEIVED, "at": now, "reason": ""}],

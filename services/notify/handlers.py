@@ -15,6 +15,7 @@ from contracts.v1 import NotifyPatient, ReportStatus, SmsReceipt, utcnow
 from services.infra import report_status, twilio
 from services.infra.documents import NotificationDocument, NotificationStatus, ReportDocument
 from services.infra.errors import PermanentError, ReportNotFoundError
+from services.infra.release_rules import ReleaseRuleStore
 from services.infra.service import Resources
 from services.notify import logic
 from services.notify.adapters import Notifications
@@ -33,6 +34,7 @@ class NotifyHandlers:
         self._settings = resources.settings
         self._provider = provider
         self._notifications = Notifications(resources.db)
+        self._rules = ReleaseRuleStore(resources.db)
 
     # --- NotifyPatient --------------------------------------------------------------------
 
@@ -45,8 +47,10 @@ class NotifyHandlers:
             log.info("notify.already_done", report_id=report["_id"], status=status.value)
             return
         if status not in logic.SENDABLE:
-            # Held or not yet converted: releasing it sends a new NotifyPatient.
+            # Waiting or not yet converted: releasing it sends a new NotifyPatient.
             log.warning("notify.not_ready", report_id=report["_id"], status=status.value)
+            return
+        if status is ReportStatus.CONVERTED and await self._waits(report):
             return
         phone = str((report.get("patient") or {}).get("phone") or "")
         if not logic.is_e164(phone):
@@ -55,6 +59,16 @@ class NotifyHandlers:
         notification = await self._claim(report, phone)
         if notification is not None:
             await self._send(report, notification["_id"], phone)
+
+    async def _waits(self, report: ReportDocument) -> bool:
+        """Whether the release gate stops a converted report (it is then moved to wait)."""
+        rules = await self._rules.get(report["lab_id"])
+        wait = logic.release_gate(report, rules, utcnow())
+        if wait is None:
+            return False
+        if await self._reports.advance(report, wait.status, fields=wait.fields, reason=wait.reason):
+            log.info("notify.report_waits", report_id=report["_id"], status=wait.status.value)
+        return True
 
     async def _claim(self, report: ReportDocument, phone: str) -> NotificationDocument | None:
         """The notification record this attempt owns, or None when there is nothing to send."""

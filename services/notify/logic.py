@@ -15,8 +15,9 @@ from typing import Any
 
 from contracts.v1 import ReportStatus
 from services.infra import twilio
-from services.infra.documents import AccessDocument
+from services.infra.documents import AccessDocument, HoldDocument, ReportDocument
 from services.infra.documents import NotificationStatus as N
+from services.infra.release_rules import ReleaseAction, ReleaseRules, decide
 from services.infra.tokens import new_token, token_hash
 
 PURPOSE_RESULT_READY = "result_ready"
@@ -43,6 +44,43 @@ CLAIM_STALE_AFTER = timedelta(seconds=15)
 CLAIM_POLL_SECONDS = 0.5
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+# --- the release gate ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A converted report that may not be sent yet: where it goes instead, and why."""
+
+    status: ReportStatus
+    reason: str
+    fields: dict[str, Any]
+
+
+def release_gate(report: ReportDocument, rules: ReleaseRules, now: datetime) -> Wait | None:
+    """None when a converted report may be sent now; else where it waits. A report staff
+    released (`release`) has been looked at by a person and passes."""
+    if report.get("release"):
+        return None
+    rejected = report.get("rejected_rows") or []
+    if rejected:
+        rows = ", ".join(str(entry["row"]) for entry in rejected)
+        noun = "row" if len(rejected) == 1 else "rows"
+        reason = f"incomplete: sheet {noun} {rows} of this patient could not be used"
+        return Wait(ReportStatus.NEEDS_ATTENTION, reason, {})
+    decision = decide(report["results"], rules)
+    if decision.action is ReleaseAction.SEND:
+        return None
+    until = now + timedelta(hours=decision.hours) if decision.action is ReleaseAction.HOLD else None
+    hold: HoldDocument = {
+        "action": decision.action.value,
+        "until": until,
+        "reason": decision.reason,
+        "rule": decision.rule,
+        "at": now,
+    }
+    return Wait(ReportStatus.HELD, decision.reason, {"hold": hold})
 
 
 # --- the send-once claim ---------------------------------------------------------------------

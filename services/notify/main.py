@@ -9,6 +9,7 @@ from services.infra.consumer import subscribe
 from services.infra.service import Resources, make_app
 from services.notify.handlers import NotifyHandlers
 from services.notify.providers import make_provider
+from services.notify.scheduler import ReleaseScheduler
 
 
 def create_app(resources: Resources | None = None) -> FastStream:
@@ -16,4 +17,5 @@ def create_app(resources: Resources | None = None) -> FastStream:
     handlers = NotifyHandlers(resources, make_provider(resources.settings, resources.db))
     subscribe(resources, NotifyPatient, on_give_up=handlers.give_up)(handlers.notify_patient)
     subscribe(resources, SmsReceipt, on_give_up=handlers.receipt_given_up)(handlers.sms_receipt)
-    return make_app(resources)
+    scheduler = ReleaseScheduler(resources, resources.settings.release_poll_seconds)
+    return make_app(resources, on_startup=[scheduler.start], on_shutdown=[scheduler.stop])

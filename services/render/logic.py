@@ -14,7 +14,7 @@ from typing import Any
 
 # Fixed English month names: `strftime("%b")` would follow the process locale.
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-FLAG_LABELS = {"H": "High", "L": "Low", "": ""}
+FLAG_LABELS = {"H": "High", "L": "Low", "HH": "Critical high", "LL": "Critical low", "": ""}
 SEX_LABELS = {"F": "Female", "M": "Male", "U": "Not stated"}
 DEFAULT_TEMPLATE = "default"
 
@@ -59,7 +59,9 @@ def flag_label(flag: str) -> str:
     try:
         return FLAG_LABELS[flag]
     except KeyError:
-        raise ReportDataError(f"unknown result flag {flag!r} (expected H, L or empty)") from None
+        raise ReportDataError(
+            f"unknown result flag {flag!r} (expected H, L, HH, LL or empty)"
+        ) from None
 
 
 def comment_lines(comments: Any) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from devtools.launcher import Stack, local_settings
-from services.gateway.accounts import create_user
+from services.gateway.accounts_store import create_user
 from services.infra.database import connect, ensure_indexes
 from tests.e2e.system import PASSWORD, System
 

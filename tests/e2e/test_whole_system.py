@@ -7,13 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.async_api import async_playwright
 from pypdf import PdfReader
 
 from devtools.admin_client import wait_for_batch
 from devtools.demo import demo_sheet
 from tests.e2e.system import System
-from tests.support import eventually
+from tests.support import chromium, eventually
 
 pytestmark = pytest.mark.e2e
 PATIENTS = 20
@@ -45,27 +44,20 @@ async def test_uploaded_sheet_reaches_every_patient_and_opens_as_pdf_in_a_browse
     name, birth = report["patient"]["name"], report["patient"]["date_of_birth"]
     value = next(r["value"] for r in report["results"] if r["flag"])
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            page = await browser.new_page(accept_downloads=True)
-            await page.goto(link.group(0))
-            year, month, day = birth.split("-")
-            await page.get_by_label("Day").fill(day)
-            await page.get_by_label("Month").fill(month)
-            await page.get_by_label("Year").fill(year)
-            await page.click("button[type=submit]")
-            await page.wait_for_url(re.compile(r"/report$"))
-            await page.screenshot(path=str(tmp_path / "portal.png"))
-            async with page.expect_download() as download_info:
-                await page.click("text=Download PDF")
-            download = await download_info.value
-            pdf = Path(await download.path()).read_bytes()
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        page = await browser.new_page(accept_downloads=True)
+        await page.goto(link.group(0))
+        year, month, day = birth.split("-")
+        await page.get_by_label("Day").fill(day)
+        await page.get_by_label("Month").fill(month)
+        await page.get_by_label("Year").fill(year)
+        await page.click("button[type=submit]")
+        await page.wait_for_url(re.compile(r"/report$"))
+        await page.screenshot(path=str(tmp_path / "portal.png"))
+        async with page.expect_download() as download_info:
+            await page.click("text=Download PDF")
+        download = await download_info.value
+        pdf = Path(await download.path()).read_bytes()
 
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     assert name in text

@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.gateway import accounts_logic, logic, portal_logic
+from services.gateway import accounts_logic, logic, portal_logic, review_logic
 from services.gateway.portal_logic import LinkState
+from services.gateway.queries import ReportFilter
 from services.infra.tokens import new_token, token_hash
 from services.notify import logic as notify_logic
 
@@ -70,7 +71,9 @@ def test_link_state_tells_unknown_expired_locked_and_open_apart() -> None:
     assert portal_logic.link_state(report(locked=True), NOW, 5) is LinkState.LOCKED
     assert portal_logic.link_state(report(failed_attempts=5), NOW, 5) is LinkState.LOCKED
     superseded = {**report(), "status": "superseded"}
-    assert portal_logic.link_state(superseded, NOW, 5) is LinkState.EXPIRED
+    assert portal_logic.link_state(superseded, NOW, 5) is LinkState.REPLACED
+    withdrawn = {**report(), "status": "withdrawn"}
+    assert portal_logic.link_state(withdrawn, NOW, 5) is LinkState.WITHDRAWN
 
 
 @pytest.mark.parametrize(
@@ -242,4 +245,78 @@ def test_audit_rows_show_time_actor_action_and_client_but_no_other_detail() -> N
             "user_agent": "Phone/1",
         },
         {"at": None, "actor": "", "action": "report.viewed", "ip": "", "user_agent": ""},
+    ]
+
+
+def test_the_report_filter_reads_a_query_and_ignores_an_unknown_status() -> None:
+    filters = ReportFilter.from_query(
+        {"batch": " b1 ", "status": "bogus", "phone": "+44 (7700) 900-123", "q": "ok.af*"}
+    )
+    assert filters == ReportFilter(batch_id="b1", phone="+447700900123", q="ok.af*")
+    query = filters.mongo()
+    assert query["patient.phone"] == "+447700900123"
+    # What staff type is text to find, never a pattern.
+    assert query["$or"][0] == {"patient.name": {"$regex": r"ok\.af\*", "$options": "i"}}
+    assert filters.params() == {"batch_id": "b1", "phone": "+447700900123", "q": "ok.af*"}
+
+
+def test_the_timeline_puts_statuses_and_staff_actions_in_time_order() -> None:
+    history = [
+        {"status": "received", "at": NOW, "reason": ""},
+        {"status": "held", "at": NOW + timedelta(minutes=2), "reason": "critical value"},
+    ]
+    audit = [
+        {
+            "at": NOW + timedelta(minutes=1),
+            "actor": "admin:ann",
+            "action": "admin.report_opened",
+            "detail": {"ip": "203.0.113.7"},
+        },
+        {
+            "at": NOW + timedelta(minutes=3),
+            "actor": "admin:ann",
+            "action": "report.released",
+            "detail": {"reason": "phoned"},
+        },
+    ]
+    assert [(e["what"], e["by"], e["reason"]) for e in logic.timeline(history, audit)] == [
+        ("received", "", ""),
+        ("admin.report_opened", "admin:ann", ""),
+        ("held", "", "critical value"),
+        ("report.released", "admin:ann", "phoned"),
+    ]
+
+
+def test_release_rule_rows_go_to_text_and_back_without_the_blank_ones() -> None:
+    stored = [{"test": "Glucose", "flags": ["LL"], "action": "hold", "hours": 2, "critical": True}]
+    rows = review_logic.rule_rows(stored)
+    assert rows == [
+        {
+            "test": "Glucose",
+            "flags": "LL",
+            "action": "hold",
+            "hours": "2",
+            "critical": "on",
+            "note": "",
+        }
+    ]
+    form = {f"{name}-0": value for name, value in rows[0].items()} | {
+        "test-1": "",
+        "flags-1": "",
+        "action-1": "",
+        "hours-1": "",
+        "note-1": "",
+        "csrf_token": "x",
+    }
+    back = review_logic.rule_rows_from_form(form)
+    assert back == rows
+    assert review_logic.rules_from_rows(back) == [
+        {
+            "test": "Glucose",
+            "flags": ["LL"],
+            "action": "hold",
+            "hours": "2",
+            "critical": True,
+            "note": "",
+        }
     ]

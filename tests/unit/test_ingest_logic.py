@@ -59,7 +59,7 @@ def test_another_sample_date_makes_another_report() -> None:
         ({"Name": None}, "Name is empty"),
         ({"Date of birth": "31/02/1980"}, "Date of birth '31/02/1980' is not a date"),
         ({"Sample date": "2027-01-01"}, "Sample date 2027-01-01 is in the future"),
-        ({"Flag": "X"}, "Flag 'X' is not one of H, L or empty"),
+        ({"Flag": "X"}, "Flag 'X' is not one of H, L, HH, LL or empty"),
         ({"Sex": "Q"}, "Sex 'Q' is not one of F, M, U"),
         ({"Name": "x" * 201}, "Name: String should have at most 200 characters"),
     ],
@@ -132,3 +132,60 @@ def test_lis_message_becomes_a_draft_keyed_by_accession() -> None:
             "GB",
             TODAY,
         )
+
+
+def test_a_report_missing_a_rejected_row_of_its_patient_and_sample_knows_it_is_incomplete() -> None:
+    outcome = logic.group_rows(
+        HEADER,
+        [
+            row(),
+            row(Test="HIV 1/2 Ab", Value="Positive", Flag="A"),  # flag A: rejected
+            row(**{"Patient ID": "P2", "Name": "Ben Lindqvist", "Phone": "07400 123457"}),
+        ],
+        "GB",
+        TODAY,
+    )
+    first, second = outcome.drafts
+    assert [(r.row, r.patient_id) for r in first.rejected] == [(3, "P1")]
+    assert "Flag 'A'" in first.rejected[0].reason
+    assert second.rejected == []
+
+
+def test_a_rejected_row_of_another_sample_of_the_same_patient_leaves_this_report_complete() -> None:
+    outcome = logic.group_rows(
+        HEADER,
+        [row(), row(**{"Sample date": "2026-11-21", "Phone": "not a phone"})],
+        "GB",
+        TODAY,
+    )
+    [draft] = outcome.drafts
+    assert draft.rejected == []
+    assert [r.row for r in outcome.rejected] == [3]
+
+
+def test_a_rejected_row_naming_no_patient_could_be_anyones_so_every_report_waits() -> None:
+    outcome = logic.group_rows(
+        HEADER,
+        [
+            row(),
+            row(**{"Patient ID": "P2", "Name": "Ben Lindqvist", "Phone": "07400 123457"}),
+            row(**{"Patient ID": None, "Test": "Potassium", "Value": "6.9"}),
+        ],
+        "GB",
+        TODAY,
+    )
+    assert [[r.row for r in d.rejected] for d in outcome.drafts] == [[4], [4]]
+
+
+def test_the_report_document_lists_the_rows_it_is_missing() -> None:
+    outcome = logic.group_rows(HEADER, [row(), row(Value=None, Test="Urea")], "GB", TODAY)
+    [draft] = outcome.drafts
+    document = logic.report_document(
+        draft,
+        report_id="r1",
+        lab_id="lab",
+        correlation_id="c1",
+        source={"kind": "sheet", "batch_id": "b1", "rows": draft.rows},
+        now=datetime(2026, 11, 25, 9, 0),
+    )
+    assert document["rejected_rows"] == [{"row": 3, "reason": "Value is empty"}]

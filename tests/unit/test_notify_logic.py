@@ -3,8 +3,11 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from contracts.v1 import ReportStatus
 from services.infra.documents import NotificationStatus
+from services.infra.release_rules import ReleaseRules
 from services.notify import logic
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -120,3 +123,52 @@ def test_a_silent_claim_is_taken_over_only_if_the_provider_was_never_called() ->
     assert logic.existing_claim({"status": "sending", "heartbeat_at": stale}, now) is (
         logic.ExistingClaim.ABANDONED
     )
+
+
+# --- the release gate ------------------------------------------------------------------------
+
+
+def gate_report(**fields: Any) -> Any:
+    report: dict[str, Any] = {
+        "results": [{"test": "Sodium", "value": "140", "flag": ""}],
+        "rejected_rows": [],
+    }
+    return {**report, **fields}
+
+
+def test_a_complete_report_no_rule_holds_passes_the_gate() -> None:
+    assert logic.release_gate(gate_report(), ReleaseRules(), NOW) is None
+
+
+def test_an_incomplete_report_needs_attention_naming_its_rejected_rows() -> None:
+    wait = logic.release_gate(
+        gate_report(rejected_rows=[{"row": 4, "reason": "x"}, {"row": 9, "reason": "y"}]),
+        ReleaseRules(),
+        NOW,
+    )
+    assert wait is not None and wait.status is ReportStatus.NEEDS_ATTENTION
+    assert wait.reason == "incomplete: sheet rows 4, 9 of this patient could not be used"
+
+
+def test_a_timed_hold_records_until_when_and_why() -> None:
+    rules = ReleaseRules.model_validate(
+        {"rules": [{"test": "Sodium", "action": "hold", "hours": 3}]}
+    )
+    wait = logic.release_gate(gate_report(), rules, NOW)
+    assert wait is not None and wait.status is ReportStatus.HELD
+    assert wait.fields["hold"] == {
+        "action": "hold",
+        "until": NOW + timedelta(hours=3),
+        "reason": "Sodium 140: rule: Sodium, any flag",
+        "rule": 0,
+        "at": NOW,
+    }
+
+
+def test_a_report_staff_released_passes_even_incomplete_or_critical() -> None:
+    released = gate_report(
+        rejected_rows=[{"row": 4, "reason": "x"}],
+        results=[{"test": "Potassium", "value": "7.0", "flag": "HH"}],
+        release={"by": "admin", "at": NOW, "reason": "phoned the patient"},
+    )
+    assert logic.release_gate(released, ReleaseRules(), NOW) is None

@@ -26,27 +26,41 @@ def test_status_never_moves_backwards_along_the_healthy_path() -> None:
             assert earlier not in NEXT[later], f"{later} -> {earlier}"
 
 
-def test_failed_and_superseded_are_final() -> None:
-    assert NEXT[S.FAILED] == frozenset()
+def test_withdrawn_and_superseded_are_final() -> None:
+    assert NEXT[S.WITHDRAWN] == frozenset()
     assert NEXT[S.SUPERSEDED] == frozenset()
 
 
-def test_every_live_report_can_fail_or_be_superseded() -> None:
-    for status in set(S) - {S.FAILED, S.SUPERSEDED, S.DELIVERED}:
-        assert S.FAILED in NEXT[status], status
+def test_only_a_failed_report_goes_back_and_only_to_a_stage_that_can_run_again() -> None:
+    order = [*PIPELINE[:3]]
+    for status, nexts in NEXT.items():
+        backwards = {n for n in nexts if n in order and status in order}
+        backwards = {n for n in backwards if order.index(n) <= order.index(status)}
+        assert backwards == set(), status
+    assert {S.RECEIVED, S.RENDERED, S.CONVERTED} <= NEXT[S.FAILED]
+
+
+def test_every_report_not_yet_final_can_be_withdrawn_or_superseded() -> None:
+    for status in set(S) - {S.WITHDRAWN, S.SUPERSEDED}:
+        assert S.WITHDRAWN in NEXT[status], status
         assert S.SUPERSEDED in NEXT[status], status
-    assert NEXT[S.DELIVERED] == frozenset({S.SUPERSEDED})
 
 
-def test_only_a_converted_report_can_be_held_and_only_a_held_or_converted_one_released() -> None:
+def test_a_report_waiting_for_a_person_can_only_be_released_withdrawn_or_replaced() -> None:
+    assert NEXT[S.NEEDS_ATTENTION] == frozenset({S.RELEASED, S.WITHDRAWN, S.SUPERSEDED})
+    assert S.NOTIFIED not in NEXT[S.HELD]
+
+
+def test_only_a_converted_report_can_be_held_and_only_after_a_gate_released() -> None:
     assert sources_of(S.HELD) == frozenset({S.CONVERTED})
-    assert sources_of(S.RELEASED) == frozenset({S.CONVERTED, S.HELD})
+    assert sources_of(S.NEEDS_ATTENTION) == frozenset({S.CONVERTED})
+    assert sources_of(S.RELEASED) == frozenset({S.CONVERTED, S.HELD, S.NEEDS_ATTENTION})
 
 
 def test_sources_of_is_the_table_read_backwards() -> None:
     for target in S:
         assert sources_of(target) == {s for s, nexts in NEXT.items() if target in nexts}
-    assert sources_of(S.RECEIVED) == frozenset()  # only ever created, never reached
+    assert sources_of(S.RECEIVED) == frozenset({S.FAILED})  # created, or a retried render
 
 
 @pytest.mark.parametrize(
@@ -62,9 +76,12 @@ def test_sources_of_is_the_table_read_backwards() -> None:
         (S.HELD, S.CONVERTED, True),
         (S.HELD, S.RELEASED, False),
         (S.HELD, S.NOTIFIED, False),
+        (S.NEEDS_ATTENTION, S.CONVERTED, True),
+        (S.NEEDS_ATTENTION, S.NOTIFIED, False),
         # A failed or superseded report will never do any step: no stage should act on it.
         (S.FAILED, S.RENDERED, True),
         (S.SUPERSEDED, S.NOTIFIED, True),
+        (S.WITHDRAWN, S.NOTIFIED, True),
     ],
 )
 def test_a_stage_can_tell_whether_a_report_is_past_its_step(status: S, step: S, past: bool) -> None:

@@ -15,30 +15,11 @@ from aiohttp.test_utils import TestClient
 
 from contracts.v1 import ReportStatus, ReportStatusChanged, utcnow
 from devtools.demo import demo_sheet
-from services.gateway.accounts import UserError, create_user
+from services.gateway.accounts_store import UserError, create_user
 from services.infra.broker import publish
 from services.infra.database import Database
 from services.infra.service import Resources
-from tests.support import csrf_from, drain, report_document
-
-PASSWORD = "correct horse battery staple"
-
-
-async def log_in(
-    client: TestClient[Any, Any], username: str = "admin", password: str = PASSWORD
-) -> aiohttp.ClientResponse:
-    token = await csrf_from(client, "/login")
-    return await client.post(
-        "/login", data={"username": username, "password": password, "csrf_token": token}
-    )
-
-
-@pytest.fixture
-async def admin(client: TestClient[Any, Any], db: Database) -> TestClient[Any, Any]:
-    await create_user(db, "admin", PASSWORD)
-    response = await log_in(client)
-    assert response.status == 200 and response.url.path == "/"
-    return client
+from tests.support import PASSWORD, csrf_from, drain, log_in, report_document
 
 
 async def upload(

@@ -1,0 +1,235 @@
+"""The admin JSON API, `/api/v1`: what staff do in the dashboard, for scripts and other
+systems. Signed in by a bearer token (`resultflow tokens create USERNAME`) or the dashboard's
+session; errors are `{"error", "detail"}` with the right status. `OPERATIONS` is the one list
+of routes: `setup_api` registers it and `openapi.document` describes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from services.gateway import logic
+from services.gateway.actions import ActionRefused, StaffActions
+from services.gateway.admin import start_batch
+from services.gateway.api_models import (
+    ActionBody,
+    BatchCreated,
+    BatchView,
+    NotificationView,
+    ReleaseMany,
+    ReleaseManyResult,
+    ReleaseOutcome,
+    ReportList,
+    ReportState,
+    ReportSummary,
+    ReportView,
+    RulesSaved,
+)
+from services.gateway.openapi import Operation, document
+from services.gateway.queries import BatchQueries, NotificationQueries, ReportFilter, ReportQueries
+from services.gateway.web import USER, client_detail, json_error
+from services.infra.audit import Audit, staff
+from services.infra.batches import Batches
+from services.infra.release_rules import ReleaseRules, ReleaseRuleStore
+from services.infra.service import Resources
+
+PREFIX = "/api/v1"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def ok(model: BaseModel, status: int = 200) -> web.Response:
+    return web.json_response(text=model.model_dump_json(), status=status)
+
+
+async def body(request: web.Request, model: type[BaseModel]) -> Any:
+    """The request's JSON body as `model`; a 400 naming what is wrong otherwise."""
+    try:
+        return model.model_validate_json(await request.read() or b"{}")
+    except ValidationError as error:
+        detail = [
+            {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
+            for e in error.errors()
+        ]
+        raise web.HTTPBadRequest(
+            text=web.json_response({"error": "invalid", "detail": detail}).text,
+            content_type="application/json",
+        ) from None
+
+
+class ApiHandlers:
+    def __init__(self, resources: Resources) -> None:
+        self._resources = resources
+        self._batch_writes = Batches(resources.db)
+        self._batches = BatchQueries(resources.db)
+        self._reports = ReportQueries(resources.db)
+        self._notifications = NotificationQueries(resources.db)
+        self._audit = Audit(resources.db)
+        self._actions = StaffActions(resources)
+        self._rules = ReleaseRuleStore(resources.db)
+
+    async def openapi(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(document(OPERATIONS, PREFIX))
+
+    async def create_batch(self, request: web.Request) -> web.StreamResponse:
+        if not request.content_type.startswith("multipart/"):
+            return json_error(
+                400, "invalid", "Send the sheet as multipart/form-data, field `file`."
+            )
+        form = await request.post()
+        field = form.get("file")
+        if not isinstance(field, web.FileField) or not field.filename:
+            return json_error(400, "invalid", "The multipart field `file` holds no file.")
+        filename = logic.clean_filename(field.filename)
+        data = await asyncio.to_thread(field.file.read)
+        if problem := logic.upload_problem(filename, data):
+            return json_error(400, "invalid", problem)
+        batch = await start_batch(
+            self._resources,
+            self._batch_writes,
+            filename=filename,
+            data=data,
+            uploaded_by=request[USER],
+        )
+        return ok(BatchCreated(batch_id=batch["_id"]), status=202)
+
+    async def get_batch(self, request: web.Request) -> web.StreamResponse:
+        batch_id = request.match_info["batch_id"]
+        batch = await self._batches.get(batch_id)
+        if batch is None:
+            return json_error(404, "not_found", f"There is no batch {batch_id}.")
+        counts = await self._batches.status_counts([batch_id])
+        return ok(BatchView.of(batch, counts[batch_id]))
+
+    async def list_reports(self, request: web.Request) -> web.StreamResponse:
+        try:
+            page = max(1, int(request.query.get("page", "1")))
+        except ValueError:
+            return json_error(400, "invalid", "`page` must be a whole number.")
+        rows, more = await self._reports.page(ReportFilter.from_query(request.query), page)
+        items = [ReportSummary.of(row) for row in rows]
+        return ok(ReportList(items=items, page=page, next_page=page + 1 if more else None))
+
+    async def get_report(self, request: web.Request) -> web.StreamResponse:
+        report = await self._reports.detail(request.match_info["report_id"])
+        if report is None:
+            return json_error(404, "not_found", "There is no report with this id.")
+        await self._audit.write(
+            staff(request[USER]), "api.report_read", report["_id"], client_detail(request)
+        )
+        staff_events, _ = await self._audit.staff_events(report["_id"], logic.REPORT_AUDIT_LIMIT)
+        portal_events, _ = await self._audit.portal_events(report["_id"], logic.REPORT_AUDIT_LIMIT)
+        timeline = logic.timeline(report.get("history"), [*staff_events, *portal_events])
+        summary = ReportSummary.of(report).model_dump()
+        view = ReportView.model_validate(
+            {
+                **summary,
+                "results": report.get("results", []),
+                "comments": report.get("comments", ""),
+                "rejected_rows": report.get("rejected_rows", []),
+                "pdf_sha256": report.get("pdf_sha256"),
+                "hold": report.get("hold"),
+                "release": report.get("release"),
+                "withdrawal": report.get("withdrawal"),
+                "versions": [
+                    ReportSummary.of(v).model_dump() for v in await self._reports.versions(report)
+                ],
+                "timeline": timeline,
+                "notifications": [
+                    NotificationView.of(n).model_dump()
+                    for n in await self._notifications.for_report(report["_id"])
+                ],
+            }
+        )
+        return ok(view)
+
+    async def release(self, request: web.Request) -> web.StreamResponse:
+        action: ActionBody = await body(request, ActionBody)
+        report = await self._actions.release(
+            request.match_info["report_id"], request[USER], action.reason, client_detail(request)
+        )
+        return ok(ReportState.of(report))
+
+    async def release_many(self, request: web.Request) -> web.StreamResponse:
+        wanted: ReleaseMany = await body(request, ReleaseMany)
+        outcomes = []
+        for report_id in dict.fromkeys(wanted.ids):
+            try:
+                await self._actions.release(
+                    report_id, request[USER], wanted.reason, client_detail(request)
+                )
+                outcomes.append(ReleaseOutcome(id=report_id, released=True))
+            except ActionRefused as refused:
+                outcomes.append(ReleaseOutcome(id=report_id, released=False, detail=refused.reason))
+        return ok(ReleaseManyResult(items=outcomes))
+
+    async def withdraw(self, request: web.Request) -> web.StreamResponse:
+        action: ActionBody = await body(request, ActionBody)
+        report = await self._actions.withdraw(
+            request.match_info["report_id"], request[USER], action.reason, client_detail(request)
+        )
+        return ok(ReportState.of(report))
+
+    async def get_rules(self, request: web.Request) -> web.StreamResponse:
+        return ok(await self._rules.get(self._resources.settings.lab_id))
+
+    async def put_rules(self, request: web.Request) -> web.StreamResponse:
+        rules: ReleaseRules = await body(request, ReleaseRules)
+        updated_at = await self._actions.save_release_rules(
+            rules, request[USER], client_detail(request)
+        )
+        return ok(RulesSaved(updated_at=updated_at))
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("POST", "/batches", "create_batch", "Upload a results sheet", response=BatchCreated,
+              status=202, multipart_file="file", errors=(400,)),
+    Operation("GET", "/batches/{batch_id}", "get_batch", "A batch: rows, problems, reports",
+              response=BatchView, errors=(404,)),
+    Operation("GET", "/reports", "list_reports", "Find reports", response=ReportList,
+              query=("patient_id", "phone", "q", "status", "batch_id", "page"), errors=(400,)),
+    Operation("GET", "/reports/{report_id}", "get_report", "A report with its versions, "
+              "timeline and SMS", response=ReportView, errors=(404,)),
+    Operation("POST", "/reports/{report_id}/release", "release", "Release a waiting report",
+              body=ActionBody, response=ReportState, errors=(400, 404, 409)),
+    Operation("POST", "/reports/{report_id}/withdraw", "withdraw", "Withdraw a report: "
+              "nothing more is sent, its link stops working", body=ActionBody,
+              response=ReportState, errors=(400, 404, 409)),
+    Operation("POST", "/reports/release", "release_many", "Release many waiting reports",
+              body=ReleaseMany, response=ReleaseManyResult, errors=(400,)),
+    Operation("GET", "/release-rules", "get_rules", "The lab's release rules",
+              response=ReleaseRules),
+    Operation("PUT", "/release-rules", "put_rules", "Replace the lab's release rules",
+              body=ReleaseRules, response=RulesSaved, errors=(400,)),
+)  # fmt: skip
+
+
+@web.middleware
+async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Inside /api/v1 every refusal and error is JSON."""
+    if not request.path.startswith(PREFIX):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except ActionRefused as refused:
+        kind = {400: "invalid", 404: "not_found", 409: "conflict"}.get(refused.status, "refused")
+        return json_error(refused.status, kind, refused.reason)
+    except web.HTTPException as error:
+        if error.content_type == "application/json":
+            raise
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(error.status, "error")
+        return json_error(error.status, kind, error.reason)
+
+
+def setup_api(app: web.Application, resources: Resources) -> None:
+    handlers = ApiHandlers(resources)
+    app.middlewares.append(api_errors)
+    app.router.add_get(f"{PREFIX}/openapi.json", handlers.openapi)
+    for operation in OPERATIONS:
+        app.router.add_route(
+            operation.method, PREFIX + operation.path, getattr(handlers, operation.handler)
+        )

@@ -1,0 +1,194 @@
+"""The admin API's request and response bodies. The OpenAPI document is generated from these
+(see `api.OPERATIONS`), so they are the API's one definition."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.infra.documents import (
+    BatchDocument,
+    NotificationDocument,
+    ReportDocument,
+)
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(ApiModel):
+    error: str = Field(description="What kind of error: not_found, conflict, invalid, ...")
+    detail: Any = Field(None, description="What was wrong and what to do about it.")
+
+
+class BatchCreated(ApiModel):
+    batch_id: str
+
+
+class RowProblem(ApiModel):
+    row: int | str = Field(description="Sheet row number (or range) the problem is on.")
+    reason: str
+
+
+class BatchView(ApiModel):
+    id: str
+    filename: str
+    status: str = Field(description="received, ingested or failed")
+    uploaded_by: str
+    uploaded_at: datetime
+    rows_total: int
+    rows_accepted: int
+    rejected_rows: list[RowProblem]
+    duplicates: list[RowProblem]
+    failure_reason: str
+    reports: dict[str, int] = Field(description="Reports of this batch by status.")
+
+    @classmethod
+    def of(cls, batch: BatchDocument, counts: dict[str, int]) -> BatchView:
+        duplicates = batch.get("duplicates")
+        return cls(
+            id=batch["_id"],
+            filename=batch["filename"],
+            status=batch["status"],
+            uploaded_by=batch["uploaded_by"],
+            uploaded_at=batch["uploaded_at"],
+            rows_total=batch.get("rows_total", 0),
+            rows_accepted=batch.get("rows_accepted", 0),
+            rejected_rows=[RowProblem.model_validate(r) for r in batch.get("rejected_rows", [])],
+            duplicates=[
+                RowProblem.model_validate(d)
+                for d in (duplicates if isinstance(duplicates, list) else [])
+            ],
+            failure_reason=batch.get("failure_reason", ""),
+            reports=counts,
+        )
+
+
+class ReportSummary(ApiModel):
+    id: str
+    version: int
+    status: str
+    patient_id: str
+    name: str
+    sample_date: str
+    batch_id: str | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, report: ReportDocument) -> ReportSummary:
+        patient = report.get("patient") or {}
+        return cls(
+            id=report["_id"],
+            version=report.get("version", 1),
+            status=report["status"],
+            patient_id=str(patient.get("patient_id", "")),
+            name=str(patient.get("name", "")),
+            sample_date=str(report.get("sample_date", "")),
+            batch_id=report.get("batch_id"),
+            updated_at=report["updated_at"],
+        )
+
+
+class ReportList(ApiModel):
+    items: list[ReportSummary]
+    page: int
+    next_page: int | None
+
+
+class ResultView(ApiModel):
+    test: str
+    value: str
+    unit: str
+    reference_range: str
+    flag: str
+
+
+class HoldView(ApiModel):
+    action: str = Field(description="hold (until `until`) or review (until released)")
+    until: datetime | None
+    reason: str
+    rule: int | None = Field(description="Index of the release rule that held it; null: a default.")
+
+
+class StaffActionView(ApiModel):
+    by: str
+    at: datetime
+    reason: str
+
+
+class TimelineEntry(ApiModel):
+    at: datetime | None
+    what: str = Field(description="A status the report reached, or an audited action.")
+    by: str = ""
+    reason: str = ""
+
+
+class NotificationView(ApiModel):
+    purpose: str
+    status: str
+    provider: str
+    provider_message_id: str | None
+    attempts: int
+    error: str | None
+    created_at: datetime
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+    @classmethod
+    def of(cls, notification: NotificationDocument) -> NotificationView:
+        return cls.model_validate(
+            {key: notification.get(key) for key in cls.model_fields}  # type: ignore[misc]
+        )
+
+
+class ReportView(ReportSummary):
+    results: list[ResultView]
+    comments: str
+    rejected_rows: list[RowProblem]
+    pdf_sha256: str | None
+    hold: HoldView | None
+    release: StaffActionView | None
+    withdrawal: StaffActionView | None
+    versions: list[ReportSummary] = Field(description="Every version of this report, oldest first.")
+    timeline: list[TimelineEntry]
+    notifications: list[NotificationView]
+
+
+class ReportState(ApiModel):
+    id: str
+    version: int
+    status: str
+
+    @classmethod
+    def of(cls, report: ReportDocument) -> ReportState:
+        return cls(id=report["_id"], version=report.get("version", 1), status=report["status"])
+
+
+class ActionBody(ApiModel):
+    reason: str = Field(
+        "",
+        max_length=500,
+        description="Why; required to withdraw, and to release a report that needs attention.",
+    )
+
+
+class ReleaseMany(ApiModel):
+    ids: list[str] = Field(min_length=1, max_length=500)
+    reason: str = Field("", max_length=500)
+
+
+class ReleaseOutcome(ApiModel):
+    id: str
+    released: bool
+    detail: str = ""
+
+
+class ReleaseManyResult(ApiModel):
+    items: list[ReleaseOutcome]
+
+
+class RulesSaved(ApiModel):
+    updated_at: datetime

@@ -1,0 +1,261 @@
+"""The admin JSON API against real RabbitMQ and the MongoDB-protocol server: bearer tokens,
+the generated OpenAPI document, batches, finding and reading reports, release and withdraw."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from contracts.v1 import utcnow
+from devtools.demo import demo_sheet
+from services.gateway.accounts_store import ApiTokens, create_user
+from services.gateway.api import OPERATIONS, PREFIX
+from services.infra.database import Database
+from services.infra.service import Resources
+from tests.support import PASSWORD, drain, report_document
+
+
+@pytest.fixture
+async def api(client: TestClient[Any, Any], db: Database) -> TestClient[Any, Any]:
+    """The client with a bearer token of user `admin` on every request."""
+    await create_user(db, "admin", PASSWORD)
+    _, token = await ApiTokens(db).create("admin", "tests")
+    client.session.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
+async def waiting_report(db: Database, status: str, **fields: Any) -> dict[str, Any]:
+    report = report_document(status=status, pdf_file_id="0" * 24, **fields)
+    await db.reports.insert_one(report)
+    return report
+
+
+async def test_the_api_wants_a_valid_token_and_answers_json_without_one(
+    client: TestClient[Any, Any], db: Database
+) -> None:
+    response = await client.get(f"{PREFIX}/reports")
+    assert response.status == 401
+    assert (await response.json())["error"] == "unauthorized"
+    await create_user(db, "admin", PASSWORD)
+    tokens = ApiTokens(db)
+    token_id, token = await tokens.create("admin")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.get(f"{PREFIX}/reports", headers=headers)).status == 200
+    stored = await db.api_tokens.find_one({"_id": token_id})
+    assert stored is not None and token not in str(stored)
+    assert await tokens.revoke(token_id)
+    revoked = await client.get(f"{PREFIX}/reports", headers=headers)
+    assert revoked.status == 401 and (await revoked.json())["error"] == "unauthorized"
+
+
+async def test_the_openapi_document_describes_every_operation_from_the_models(
+    client: TestClient[Any, Any],
+) -> None:
+    response = await client.get(f"{PREFIX}/openapi.json")
+    assert response.status == 200
+    document = await response.json()
+    assert document["openapi"].startswith("3.1")
+    for operation in OPERATIONS:
+        spec = document["paths"][PREFIX + operation.path][operation.method.lower()]
+        assert spec["operationId"] == operation.handler
+    schemas = document["components"]["schemas"]
+    assert {"ReportView", "ReleaseRules", "ErrorBody", "BatchView"} <= set(schemas)
+    refs = {
+        value.split("/")[-1]
+        for value in _walk(document)
+        if isinstance(value, str) and value.startswith("#/components/schemas/")
+    }
+    assert refs <= set(schemas), "every $ref resolves"
+
+
+def _walk(node: Any) -> Any:
+    if isinstance(node, dict):
+        for value in node.values():
+            yield value
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+async def test_a_sheet_posted_to_the_api_becomes_a_batch_it_can_read_back(
+    api: TestClient[Any, Any], amqp_url: str
+) -> None:
+    form = aiohttp.FormData()
+    form.add_field("file", io.BytesIO(demo_sheet(2)), filename="api.xlsx")
+    response = await api.post(f"{PREFIX}/batches", data=form)
+    assert response.status == 202
+    batch_id = (await response.json())["batch_id"]
+    [command] = await drain(amqp_url, "ingest.batch")
+    assert command["batch_id"] == batch_id
+    batch = await (await api.get(f"{PREFIX}/batches/{batch_id}")).json()
+    assert (batch["id"], batch["filename"], batch["status"]) == (batch_id, "api.xlsx", "received")
+    assert batch["uploaded_by"] == "admin"
+    missing = await api.get(f"{PREFIX}/batches/nope")
+    assert missing.status == 404 and (await missing.json())["error"] == "not_found"
+
+
+async def test_a_file_that_is_no_sheet_is_refused_with_the_reason(
+    api: TestClient[Any, Any], db: Database
+) -> None:
+    form = aiohttp.FormData()
+    form.add_field("file", io.BytesIO(b"%PDF-1.7"), filename="report.pdf")
+    response = await api.post(f"{PREFIX}/batches", data=form)
+    assert response.status == 400
+    assert "Only Excel workbooks (.xlsx) and CSV files" in (await response.json())["detail"]
+    assert await db.batches.count_documents({}) == 0
+
+
+async def test_reports_are_found_by_patient_phone_name_and_status(
+    api: TestClient[Any, Any], db: Database
+) -> None:
+    ada = report_document(status="notified", patient={"patient_id": "P-7", "name": "Ada Okafor"})
+    ben = report_document(
+        status="held",
+        patient={"patient_id": "P-8", "name": "Ben Lindqvist", "phone": "+447700900456"},
+    )
+    await db.reports.insert_many([ada, ben])
+
+    async def ids(query: str) -> list[str]:
+        body = await (await api.get(f"{PREFIX}/reports?{query}")).json()
+        return [item["id"] for item in body["items"]]
+
+    assert await ids("patient_id=P-7") == [ada["_id"]]
+    assert await ids("phone=%2B44%207700%20900456") == [ben["_id"]]
+    assert await ids("q=okaf") == [ada["_id"]]
+    assert await ids("status=held") == [ben["_id"]]
+    assert sorted(await ids("")) == sorted([ada["_id"], ben["_id"]])
+    item = (await (await api.get(f"{PREFIX}/reports?patient_id=P-7")).json())["items"][0]
+    assert (item["patient_id"], item["version"], item["status"]) == ("P-7", 1, "notified")
+
+
+async def test_a_report_reads_with_its_versions_timeline_and_sms(
+    api: TestClient[Any, Any], db: Database
+) -> None:
+    report = await waiting_report(db, "held")
+    response = await api.get(f"{PREFIX}/reports/{report['_id']}")
+    assert response.status == 200
+    view = await response.json()
+    assert (view["id"], view["version"], view["status"]) == (report["_id"], 1, "held")
+    assert [v["id"] for v in view["versions"]] == [report["_id"]]
+    # Reading it through the API is itself on the record.
+    assert [(t["what"], t["by"]) for t in view["timeline"]] == [
+        ("held", ""),
+        ("api.report_read", "admin:admin"),
+    ]
+    assert view["notifications"] == []
+    assert "access" not in view and "token_hash" not in str(view)
+    assert (await api.get(f"{PREFIX}/reports/nope")).status == 404
+
+
+async def test_releasing_a_held_report_sends_it_on_and_a_second_release_is_a_conflict(
+    api: TestClient[Any, Any], db: Database, amqp_url: str
+) -> None:
+    report = await waiting_report(db, "held")
+    url = f"{PREFIX}/reports/{report['_id']}/release"
+    response = await api.post(url, json={"reason": "checked with the GP"})
+    assert response.status == 200
+    assert await response.json() == {"id": report["_id"], "version": 1, "status": "released"}
+    [command] = await drain(amqp_url, "notify.patient")
+    assert command["report_id"] == report["_id"]
+    again = await api.post(url, json={"reason": "twice"})
+    assert again.status == 409
+    assert "this one is released" in (await again.json())["detail"]
+    audit = await db.audit.find_one({"action": "report.released"})
+    assert audit is not None and audit["actor"] == "admin:admin"
+    assert audit["detail"]["reason"] == "checked with the GP"
+
+
+async def test_an_incomplete_report_is_released_only_with_a_reason(
+    api: TestClient[Any, Any], db: Database
+) -> None:
+    report = await waiting_report(
+        db, "needs_attention", rejected_rows=[{"row": 3, "reason": "Value is empty"}]
+    )
+    url = f"{PREFIX}/reports/{report['_id']}/release"
+    refused = await api.post(url, json={})
+    assert refused.status == 400
+    assert "say why it may go out as it is" in (await refused.json())["detail"]
+    assert (await db.reports.find_one({"_id": report["_id"]}))["status"] == "needs_attention"  # type: ignore[index]
+    assert (await api.post(url, json={"reason": "row 3 was a duplicate"})).status == 200
+
+
+async def test_a_body_that_is_not_the_contract_is_refused_naming_the_field(
+    api: TestClient[Any, Any], db: Database
+) -> None:
+    report = await waiting_report(db, "held")
+    response = await api.post(
+        f"{PREFIX}/reports/{report['_id']}/release", json={"reason": 5, "colour": "red"}
+    )
+    assert response.status == 400
+    body = await response.json()
+    assert body["error"] == "invalid"
+    assert {d["field"] for d in body["detail"]} == {"reason", "colour"}
+
+
+async def test_a_withdrawn_report_is_never_sent_and_its_link_says_so(
+    api: TestClient[Any, Any], db: Database, amqp_url: str
+) -> None:
+    report = await waiting_report(db, "notified")
+    url = f"{PREFIX}/reports/{report['_id']}/withdraw"
+    assert (await api.post(url, json={})).status == 400
+    response = await api.post(url, json={"reason": "wrong patient"})
+    assert response.status == 200 and (await response.json())["status"] == "withdrawn"
+    stored = await db.reports.find_one({"_id": report["_id"]})
+    assert stored is not None and stored["withdrawal"]["reason"] == "wrong patient"
+    assert (await api.post(url, json={"reason": "again"})).status == 409
+    release = await api.post(f"{PREFIX}/reports/{report['_id']}/release", json={"reason": "x"})
+    assert release.status == 409
+    assert await drain(amqp_url, "notify.patient") == []
+
+
+async def test_many_reports_are_released_at_once_and_each_refusal_is_named(
+    api: TestClient[Any, Any], db: Database
+) -> None:
+    held = [await waiting_report(db, "held") for _ in range(3)]
+    done = await waiting_report(db, "delivered")
+    ids = [r["_id"] for r in held] + [done["_id"], "nope"]
+    response = await api.post(f"{PREFIX}/reports/release", json={"ids": ids, "reason": ""})
+    assert response.status == 200
+    items = {i["id"]: i for i in (await response.json())["items"]}
+    assert [items[r["_id"]]["released"] for r in held] == [True, True, True]
+    assert not items[done["_id"]]["released"] and "delivered" in items[done["_id"]]["detail"]
+    assert items["nope"]["detail"] == "There is no report nope."
+
+
+async def test_release_rules_are_replaced_whole_and_nonsense_is_refused(
+    api: TestClient[Any, Any], db: Database, resources: Resources
+) -> None:
+    url = f"{PREFIX}/release-rules"
+    assert await (await api.get(url)).json() == {"rules": []}
+    bad = await api.put(url, json={"rules": [{"test": "HIV", "action": "hold"}]})
+    assert bad.status == 400
+    assert "a hold needs hours of at least 1" in str(await bad.json())
+    rules = {"rules": [{"test": "HIV 1/2 Ab", "action": "review", "note": "counselling"}]}
+    saved = await api.put(url, json=rules)
+    assert saved.status == 200
+    got = await (await api.get(url)).json()
+    assert got["rules"][0]["test"] == "HIV 1/2 Ab" and got["rules"][0]["action"] == "review"
+    stored = await db.release_rules.find_one({"_id": resources.settings.lab_id})
+    assert stored is not None and stored["updated_by"] == "admin"
+
+
+async def test_a_session_may_use_the_api_but_changes_need_its_csrf_header(
+    admin: TestClient[Any, Any], db: Database
+) -> None:
+    report = await waiting_report(db, "held", updated_at=utcnow() - timedelta(minutes=1))
+    assert (await admin.get(f"{PREFIX}/reports/{report['_id']}")).status == 200
+    url = f"{PREFIX}/reports/{report['_id']}/release"
+    refused = await admin.post(url, json={"reason": "ok"})
+    assert refused.status == 403 and (await refused.json())["error"] == "csrf"
+    session = await db.sessions.find_one({"username": "admin"})
+    assert session is not None
+    response = await admin.post(
+        url, json={"reason": "ok"}, headers={"X-CSRF-Token": session["csrf_token"]}
+    )
+    assert response.status == 200

@@ -1,0 +1,141 @@
+"""Reviewers' pages in a real browser (Debian's Chromium, driven by Playwright): the release
+queue, releasing and withdrawing a report, and the release rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from playwright.async_api import Page
+
+from services.gateway.accounts_store import create_user
+from services.infra.database import Database
+from tests.support import PASSWORD, chromium, drain, report_document
+
+CRITICAL = {
+    "action": "review",
+    "until": None,
+    "reason": "Potassium 6.9 (HH): critical value, phone the patient first",
+    "rule": None,
+}
+
+
+async def signed_in(page: Page, base_url: str) -> None:
+    await page.goto(f"{base_url}/login")
+    await page.get_by_label("Username").fill("admin")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base_url}/")
+
+
+@pytest.fixture
+async def base_url(client: TestClient[Any, Any], db: Database) -> str:
+    await create_user(db, "admin", PASSWORD)
+    return str(client.make_url("")).rstrip("/")
+
+
+async def test_the_release_queue_shows_why_each_report_waits_and_releases_the_ticked_ones(
+    base_url: str, db: Database, amqp_url: str
+) -> None:
+    held = report_document(status="held", patient={"patient_id": "P-HELD"}, hold=CRITICAL)
+    incomplete = report_document(
+        status="needs_attention",
+        patient={"patient_id": "P-GAP"},
+        rejected_rows=[{"row": 12, "reason": "Flag 'A' is not one of H, L, HH, LL or empty"}],
+    )
+    await db.reports.insert_many([held, incomplete])
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await signed_in(page, base_url)
+        await page.click("text=Release queue")
+        table = page.locator("table")
+        assert "phone the patient first" in await table.inner_text()
+        assert "12 (Flag 'A' is not one of" in await table.inner_text()
+
+        await page.get_by_label("Select P-GAP").check()
+        await page.click("text=Release the selected reports")
+        assert "say why it may go out as it is" in await page.locator(".alert").inner_text()
+
+        await page.get_by_label("Select P-GAP").check()
+        await page.get_by_label("Select P-HELD").check()
+        await page.get_by_label("Reason").fill("row 12 was a duplicate; patient phoned")
+        await page.click("text=Release the selected reports")
+        await page.wait_for_url(f"{base_url}/queue")
+        assert "Nothing waits for release" in await page.inner_text("main")
+
+    statuses = {r["_id"]: r["status"] async for r in db.reports.find()}
+    assert statuses == {held["_id"]: "released", incomplete["_id"]: "released"}
+    commands = await drain(amqp_url, "notify.patient")
+    assert sorted(c["report_id"] for c in commands) == sorted([held["_id"], incomplete["_id"]])
+
+
+async def test_a_report_is_released_or_withdrawn_from_its_page(base_url: str, db: Database) -> None:
+    held = report_document(status="held", patient={"patient_id": "P-1"}, hold=CRITICAL)
+    sent = report_document(status="notified", patient={"patient_id": "P-2"})
+    await db.reports.insert_many([held, sent])
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await signed_in(page, base_url)
+        await page.goto(f"{base_url}/reports/{held['_id']}")
+        assert "Held: Potassium 6.9 (HH)" in await page.inner_text(".alert")
+        await page.click("button:text('Release')")
+        await page.wait_for_url(f"{base_url}/reports/{held['_id']}")
+        assert "Released by admin" in await page.inner_text("main")
+
+        await page.goto(f"{base_url}/reports/{sent['_id']}")
+        await page.click("text=Withdraw this report")
+        await page.get_by_label("Reason (required)").fill("sent to the wrong patient")
+        await page.click("button:text('Withdraw')")
+        await page.wait_for_url(f"{base_url}/reports/{sent['_id']}")
+        assert "Withdrawn by admin" in await page.inner_text(".alert")
+    withdrawn = await db.reports.find_one({"_id": sent["_id"]})
+    assert withdrawn is not None and withdrawn["status"] == "withdrawn"
+    audit = await db.audit.find_one({"action": "report.withdrawn"})
+    assert audit is not None and audit["detail"]["reason"] == "sent to the wrong patient"
+
+
+async def test_release_rules_are_added_on_their_page_and_nonsense_is_named(
+    base_url: str, db: Database
+) -> None:
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await signed_in(page, base_url)
+        await page.click("text=Release rules")
+        await page.get_by_label("Test of rule 1").fill("HIV 1/2 Ab")
+        await page.get_by_label("Action of rule 1").select_option("hold")
+        await page.click("text=Save the rules")
+        assert "Rule 1: Value error, a hold needs hours of at least 1" in await page.inner_text(
+            ".alert"
+        )
+        assert await page.get_by_label("Test of rule 1").input_value() == "HIV 1/2 Ab"
+
+        await page.get_by_label("Hours of rule 1").fill("48")
+        await page.get_by_label("Note of rule 1").fill("counselling first")
+        await page.get_by_label("Test of rule 2").fill("Glucose")
+        await page.get_by_label("Flags of rule 2").fill("ll, hh")
+        await page.get_by_label("Action of rule 2").select_option("send")
+        await page.click("text=Save the rules")
+        await page.wait_for_url(f"{base_url}/release-rules")
+        assert await page.get_by_label("Hours of rule 1").input_value() == "48"
+        assert await page.get_by_label("Flags of rule 2").input_value() == "LL, HH"
+    stored = await db.release_rules.find_one()
+    assert stored is not None
+    assert stored["rules"] == [
+        {
+            "test": "HIV 1/2 Ab",
+            "flags": [],
+            "action": "hold",
+            "hours": 48,
+            "critical": False,
+            "note": "counselling first",
+        },
+        {
+            "test": "Glucose",
+            "flags": ["LL", "HH"],
+            "action": "send",
+            "hours": 0,
+            "critical": False,
+            "note": "",
+        },
+    ]
