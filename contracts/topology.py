@@ -51,8 +51,21 @@ QUEUES: tuple[Queue, ...] = (
         v1.IngestLisResult,
         ("the lab's LIS",),
     ),
-    Queue("render.report", v1.RenderReport.routing_key, "render", v1.RenderReport, ("ingest",)),
-    Queue("convert.report", v1.ConvertReport.routing_key, "convert", v1.ConvertReport, ("render",)),
+    # gateway: a staff retry of a report that failed at this stage.
+    Queue(
+        "render.report",
+        v1.RenderReport.routing_key,
+        "render",
+        v1.RenderReport,
+        ("ingest", "gateway"),
+    ),
+    Queue(
+        "convert.report",
+        v1.ConvertReport.routing_key,
+        "convert",
+        v1.ConvertReport,
+        ("render", "gateway"),
+    ),
     Queue(
         "notify.patient",
         v1.NotifyPatient.routing_key,
@@ -68,7 +81,7 @@ QUEUES: tuple[Queue, ...] = (
         v1.ReportStatusChanged.routing_key,
         "gateway",
         v1.ReportStatusChanged,
-        ("render", "convert", "notify", "gateway"),
+        ("ingest", "render", "convert", "notify", "gateway"),
     ),
 )
 

@@ -137,10 +137,12 @@ class ConvertReport(Message):
 
 class NotifyPatient(Message):
     """Convert (or a release) -> notify: pass the release gate, create the patient's access
-    link and send the SMS."""
+    link and send the SMS. With `request_id` (gateway): staff asked to text the patient again
+    (a resend or a new link); one SMS per request id, however often it arrives."""
 
     routing_key: ClassVar[str] = "notify.patient.v1"
     report_id: Identifier
+    request_id: Identifier | None = None
 
 
 class SmsReceipt(Message):

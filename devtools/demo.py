@@ -65,6 +65,11 @@ def demo_sheet(
     patients: int, seed: int = 7, sample_date: date | None = None, first_id: int = 10000
 ) -> bytes:
     """An .xlsx workbook with `patients` patients, eight results each."""
+    return sheet_of(demo_rows(patients, seed, sample_date, first_id))
+
+
+def sheet_of(rows: list[list[object]]) -> bytes:
+    """An .xlsx workbook of `rows` in the default layout, under its header."""
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None
@@ -72,7 +77,7 @@ def demo_sheet(
     sheet.append(HEADER)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
-    for row in demo_rows(patients, seed, sample_date, first_id):
+    for row in rows:
         sheet.append(row)
     for column in ("C", "F"):
         for cell in sheet[column][1:]:

@@ -1,20 +1,24 @@
-"""What lab staff can do, whichever door they come through (a dashboard form or the admin
-API): each action on a report checks its state, changes it with one conditional update, is
-audited with who, when and why, and says plainly why it was refused. Changing the release
-rules is audited the same way.
+"""What lab staff can do to a report, whichever door they come through (a dashboard form or
+the admin API): each action checks the report's state, changes it with one conditional
+update, is audited with who, when and why, and says plainly why it was refused. Changing the
+release rules is audited the same way. Batch-wide actions: `batch_actions`.
 """
 
 from __future__ import annotations
 
+import re
+import uuid
 from datetime import datetime
 from typing import Any
 
 import structlog
 
-from contracts.v1 import NotifyPatient, ReportStatus, utcnow
+from contracts.v1 import ConvertReport, Message, NotifyPatient, RenderReport, ReportStatus, utcnow
+from services.gateway.queries import NotificationQueries
+from services.infra import phones
 from services.infra.audit import Audit, staff
 from services.infra.broker import publish
-from services.infra.documents import ReportDocument, StaffActionDocument
+from services.infra.documents import NotificationStatus, ReportDocument, StaffActionDocument
 from services.infra.errors import ReportNotFoundError
 from services.infra.release_rules import ReleaseRules, ReleaseRuleStore
 from services.infra.report_status import FINAL, WAITING, can_move
@@ -23,6 +27,24 @@ from services.infra.service import Resources
 log = structlog.get_logger()
 
 MAX_REASON = 500
+# Notification statuses after which the patient may have the SMS: never "retry" those.
+MAYBE_TEXTED = frozenset(
+    {
+        NotificationStatus.SENDING,
+        NotificationStatus.SENT,
+        NotificationStatus.DELIVERED,
+        NotificationStatus.UNDELIVERED,
+        NotificationStatus.UNKNOWN,
+    }
+)
+TEXTED_AGAIN_FROM = frozenset({ReportStatus.NOTIFIED, ReportStatus.DELIVERED, ReportStatus.FAILED})
+# What each staff move is recorded as on the report, and in the audit trail.
+AUDITED_AS = {
+    "release": "report.released",
+    "withdrawal": "report.withdrawn",
+    "retry": "report.retried",
+}
+REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
 class ActionRefused(Exception):
@@ -41,8 +63,9 @@ class StaffActions:
         self._reports = resources.reports
         self._audit = Audit(resources.db)
         self._rules = ReleaseRuleStore(resources.db)
+        self._notifications = NotificationQueries(resources.db)
 
-    async def _get(self, report_id: str) -> ReportDocument:
+    async def get(self, report_id: str) -> ReportDocument:
         try:
             return await self._reports.get(report_id)
         except ReportNotFoundError:
@@ -52,40 +75,102 @@ class StaffActions:
         self, report_id: str, user: str, reason: str, client: dict[str, Any]
     ) -> ReportDocument:
         """Let a waiting report go out. One that is incomplete needs a reason."""
-        report = await self._get(report_id)
+        report = await self.get(report_id)
         status = ReportStatus(report["status"])
         if status not in WAITING:
             raise ActionRefused(
                 409,
-                f"Only a held report or one that needs attention can be released; "
+                "Only a held report or one that needs attention can be released; "
                 f"this one is {status.value}.",
             )
-        reason = _clean(reason)
+        reason = clean(reason)
         if status is ReportStatus.NEEDS_ATTENTION and not reason:
             raise ActionRefused(400, "This report is incomplete: say why it may go out as it is.")
         await self._move(report, ReportStatus.RELEASED, "release", user, reason, client)
-        try:
-            await publish(
-                self._resources.broker,
-                NotifyPatient(report_id=report["_id"], correlation_id=report["correlation_id"]),
-            )
-        except Exception:
-            # Released all the same: notify's scheduler re-sends a release that never moved.
-            log.warning("report.release_publish_failed", report_id=report["_id"])
+        await self._send(
+            NotifyPatient(report_id=report_id, correlation_id=report["correlation_id"])
+        )
         return await self._reports.get(report_id)
 
     async def withdraw(
         self, report_id: str, user: str, reason: str, client: dict[str, Any]
     ) -> ReportDocument:
         """Stop a report for good: nothing more is sent and its link stops working."""
-        report = await self._get(report_id)
+        report = await self.get(report_id)
         status = ReportStatus(report["status"])
         if status in FINAL:
             raise ActionRefused(409, f"This report is already {status.value}.")
-        reason = _clean(reason)
+        reason = clean(reason)
         if not reason:
             raise ActionRefused(400, "Say why the report is withdrawn.")
         await self._move(report, ReportStatus.WITHDRAWN, "withdrawal", user, reason, client)
+        return await self._reports.get(report_id)
+
+    async def text_again(
+        self,
+        report_id: str,
+        user: str,
+        client: dict[str, Any],
+        *,
+        request_id: str,
+        phone: str = "",
+        why: str = "resend",
+    ) -> ReportDocument:
+        """Send the patient a new SMS with a new link (the old link stops working, a locked
+        one is unlocked), to a corrected number when one is given. One SMS per `request_id`,
+        however often the same request arrives (a double click, a retried API call)."""
+        report = await self.get(report_id)
+        status = ReportStatus(report["status"])
+        if status not in TEXTED_AGAIN_FROM or not await self._texted_before(report):
+            raise ActionRefused(
+                409,
+                f"Only a report already texted can be texted again; this one is {status.value}"
+                + (" (use Retry)." if status is ReportStatus.FAILED else "."),
+            )
+        if not REQUEST_ID.fullmatch(request_id):
+            raise ActionRefused(400, "The request id must be 8-64 letters, digits, - or _.")
+        detail: dict[str, Any] = {"request_id": request_id, **client}
+        if phone.strip():
+            try:
+                number = phones.normalise_phone(
+                    phone.strip(), self._resources.settings.default_region
+                )
+            except phones.PhoneError as error:
+                raise ActionRefused(400, str(error)) from None
+            if number != report["patient"]["phone"]:
+                await self._reports.set_phone(report_id, number)
+                detail["phone_changed"] = True
+        await self._audit.write(staff(user), f"report.{why}", report_id, detail)
+        await self._send(
+            NotifyPatient(
+                report_id=report_id,
+                correlation_id=report["correlation_id"],
+                request_id=request_id,
+            )
+        )
+        return await self._reports.get(report_id)
+
+    async def retry(self, report_id: str, user: str, client: dict[str, Any]) -> ReportDocument:
+        """Run a failed report again from the stage that failed."""
+        report = await self.get(report_id)
+        if report["status"] != ReportStatus.FAILED:
+            raise ActionRefused(
+                409, f"Only a failed report can be retried; this one is {report['status']}."
+            )
+        if await self._texted_before(report):
+            raise ActionRefused(
+                409, "The SMS may have reached the patient; use Resend to text them again."
+            )
+        command: Message
+        ids = {"report_id": report_id, "correlation_id": report["correlation_id"]}
+        if not report.get("docx_file_id"):
+            stage, command = ReportStatus.RECEIVED, RenderReport(**ids)
+        elif not report.get("pdf_file_id"):
+            stage, command = ReportStatus.RENDERED, ConvertReport(**ids)
+        else:
+            stage, command = ReportStatus.CONVERTED, NotifyPatient(**ids)
+        await self._move(report, stage, "retry", user, "", client, {"failure_reason": ""})
+        await self._send(command)
         return await self._reports.get(report_id)
 
     async def save_release_rules(
@@ -97,6 +182,19 @@ class StaffActions:
         )
         return updated_at
 
+    async def _texted_before(self, report: ReportDocument) -> bool:
+        return any(
+            n["status"] in MAYBE_TEXTED for n in await self._notifications.for_report(report["_id"])
+        )
+
+    async def _send(self, command: Message) -> None:
+        try:
+            await publish(self._resources.broker, command)
+        except Exception:
+            # The action is stored all the same; a release is re-sent by notify's scheduler,
+            # other work that never moved shows as stuck.
+            log.warning("staff_action.publish_failed", routing_key=command.routing_key)
+
     async def _move(
         self,
         report: ReportDocument,
@@ -105,21 +203,28 @@ class StaffActions:
         user: str,
         reason: str,
         client: dict[str, Any],
+        extra: dict[str, Any] | None = None,
     ) -> None:
         if not can_move(ReportStatus(report["status"]), to):
             raise ActionRefused(409, f"A {report['status']} report cannot become {to.value}.")
         action: StaffActionDocument = {"by": user, "at": utcnow(), "reason": reason}
         said = reason or f"by {user}"
-        if not await self._reports.advance(report, to, fields={record: action}, reason=said):
+        fields = {record: action, **(extra or {})}
+        if not await self._reports.advance(report, to, fields=fields, reason=said):
             current = await self._reports.get(report["_id"])
             raise ActionRefused(
                 409, f"The report changed meanwhile (it is now {current['status']}); reload."
             )
         await self._audit.write(
-            staff(user), f"report.{to.value}", report["_id"], {"reason": reason, **client}
+            staff(user), AUDITED_AS[record], report["_id"], {"reason": reason, **client}
         )
         log.info("report.staff_action", report_id=report["_id"], status=to.value)
 
 
-def _clean(reason: str) -> str:
+def clean(reason: str) -> str:
     return " ".join(reason.split())[:MAX_REASON]
+
+
+def new_request_id() -> str:
+    """What a form carries so that submitting it twice asks once."""
+    return uuid.uuid4().hex

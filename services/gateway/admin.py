@@ -11,6 +11,7 @@ from aiohttp import web
 
 from contracts.v1 import IngestBatch
 from services.gateway import logic
+from services.gateway.actions import new_request_id
 from services.gateway.queries import (
     BatchQueries,
     NotificationQueries,
@@ -175,6 +176,7 @@ class AdminHandlers:
         limit = logic.REPORT_AUDIT_LIMIT
         portal, portal_more = await self._audit.portal_events(report["_id"], limit)
         staff_access, staff_more = await self._audit.staff_events(report["_id"], limit)
+        notifications = await self._notifications.for_report(report["_id"])
         return render(
             request,
             "report.html",
@@ -183,8 +185,10 @@ class AdminHandlers:
                 "patient": report.get("patient") or {},
                 "source": source,
                 "batch_name": batch["filename"] if batch else source["batch_id"],
-                "timeline": logic.report_timeline(report.get("history")),
-                "notifications": await self._notifications.for_report(report["_id"]),
+                "timeline": logic.timeline(report, notifications, [*portal, *staff_access]),
+                "versions": await self._reports.versions(report),
+                "request_id": new_request_id(),
+                "notifications": notifications,
                 "portal_events": logic.audit_rows(portal),
                 "portal_more": portal_more,
                 "staff_events": logic.audit_rows(staff_access),

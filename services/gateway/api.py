@@ -14,12 +14,15 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from services.gateway import logic
-from services.gateway.actions import ActionRefused, StaffActions
+from services.gateway.actions import ActionRefused, StaffActions, new_request_id
 from services.gateway.admin import start_batch
 from services.gateway.api_models import (
     ActionBody,
+    BatchActionBody,
+    BatchActionResult,
     BatchCreated,
     BatchView,
+    LeftAlone,
     NotificationView,
     ReleaseMany,
     ReleaseManyResult,
@@ -29,7 +32,9 @@ from services.gateway.api_models import (
     ReportSummary,
     ReportView,
     RulesSaved,
+    TextAgainBody,
 )
+from services.gateway.batch_actions import BatchActions
 from services.gateway.openapi import Operation, document
 from services.gateway.queries import BatchQueries, NotificationQueries, ReportFilter, ReportQueries
 from services.gateway.web import USER, client_detail, json_error
@@ -70,6 +75,7 @@ class ApiHandlers:
         self._notifications = NotificationQueries(resources.db)
         self._audit = Audit(resources.db)
         self._actions = StaffActions(resources)
+        self._batch_actions = BatchActions(resources)
         self._rules = ReleaseRuleStore(resources.db)
 
     async def openapi(self, request: web.Request) -> web.StreamResponse:
@@ -123,12 +129,14 @@ class ApiHandlers:
         )
         staff_events, _ = await self._audit.staff_events(report["_id"], logic.REPORT_AUDIT_LIMIT)
         portal_events, _ = await self._audit.portal_events(report["_id"], logic.REPORT_AUDIT_LIMIT)
-        timeline = logic.timeline(report.get("history"), [*staff_events, *portal_events])
+        notifications = await self._notifications.for_report(report["_id"])
+        timeline = logic.timeline(report, notifications, [*staff_events, *portal_events])
         summary = ReportSummary.of(report).model_dump()
         view = ReportView.model_validate(
             {
                 **summary,
                 "results": report.get("results", []),
+                "changes": report.get("changes", []),
                 "comments": report.get("comments", ""),
                 "rejected_rows": report.get("rejected_rows", []),
                 "pdf_sha256": report.get("pdf_sha256"),
@@ -139,10 +147,7 @@ class ApiHandlers:
                     ReportSummary.of(v).model_dump() for v in await self._reports.versions(report)
                 ],
                 "timeline": timeline,
-                "notifications": [
-                    NotificationView.of(n).model_dump()
-                    for n in await self._notifications.for_report(report["_id"])
-                ],
+                "notifications": [NotificationView.of(n).model_dump() for n in notifications],
             }
         )
         return ok(view)
@@ -174,6 +179,43 @@ class ApiHandlers:
         )
         return ok(ReportState.of(report))
 
+    async def retry(self, request: web.Request) -> web.StreamResponse:
+        report = await self._actions.retry(
+            request.match_info["report_id"], request[USER], client_detail(request)
+        )
+        return ok(ReportState.of(report))
+
+    async def resend(self, request: web.Request) -> web.StreamResponse:
+        return await self._text_again(request, "resend")
+
+    async def reissue_link(self, request: web.Request) -> web.StreamResponse:
+        return await self._text_again(request, "link_reissued")
+
+    async def _text_again(self, request: web.Request, why: str) -> web.StreamResponse:
+        wanted: TextAgainBody = await body(request, TextAgainBody)
+        report = await self._actions.text_again(
+            request.match_info["report_id"],
+            request[USER],
+            client_detail(request),
+            request_id=wanted.request_id or new_request_id(),
+            phone=wanted.phone,
+            why=why,
+        )
+        return ok(ReportState.of(report), status=202)
+
+    async def batch_action(self, request: web.Request) -> web.StreamResponse:
+        wanted: BatchActionBody = await body(request, BatchActionBody)
+        batch_id, action = request.match_info["batch_id"], request.match_info["action"]
+        user, client = request[USER], client_detail(request)
+        if action == "retry-failed":
+            outcome = await self._batch_actions.retry_failed(batch_id, user, client)
+        elif action == "release-held":
+            outcome = await self._batch_actions.release_held(batch_id, user, wanted.reason, client)
+        else:
+            outcome = await self._batch_actions.cancel(batch_id, user, wanted.reason, client)
+        left = [LeftAlone(id=report_id, detail=why) for report_id, why in outcome.left]
+        return ok(BatchActionResult(done=outcome.done, left=left))
+
     async def get_rules(self, request: web.Request) -> web.StreamResponse:
         return ok(await self._rules.get(self._resources.settings.lab_id))
 
@@ -199,6 +241,18 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/reports/{report_id}/withdraw", "withdraw", "Withdraw a report: "
               "nothing more is sent, its link stops working", body=ActionBody,
               response=ReportState, errors=(400, 404, 409)),
+    Operation("POST", "/reports/{report_id}/retry", "retry", "Retry a failed report from the "
+              "stage that failed", response=ReportState, errors=(404, 409)),
+    Operation("POST", "/reports/{report_id}/resend", "resend", "Text the patient again with a "
+              "new link, optionally to a corrected number", body=TextAgainBody,
+              response=ReportState, status=202, errors=(400, 404, 409)),
+    Operation("POST", "/reports/{report_id}/reissue-link", "reissue_link", "Send a new link "
+              "(the old one stops working, a lock is cleared)", body=TextAgainBody,
+              response=ReportState, status=202, errors=(400, 404, 409)),
+    Operation("POST", "/batches/{batch_id}/{action}", "batch_action", "retry-failed, "
+              "release-held or cancel a batch", body=BatchActionBody,
+              response=BatchActionResult, errors=(400, 404, 409),
+              choices=(("action", ("retry-failed", "release-held", "cancel")),)),
     Operation("POST", "/reports/release", "release_many", "Release many waiting reports",
               body=ReleaseMany, response=ReleaseManyResult, errors=(400,)),
     Operation("GET", "/release-rules", "get_rules", "The lab's release rules",
@@ -231,5 +285,5 @@ def setup_api(app: web.Application, resources: Resources) -> None:
     app.router.add_get(f"{PREFIX}/openapi.json", handlers.openapi)
     for operation in OPERATIONS:
         app.router.add_route(
-            operation.method, PREFIX + operation.path, getattr(handlers, operation.handler)
+            operation.method, PREFIX + operation.route(), getattr(handlers, operation.handler)
         )

@@ -44,6 +44,7 @@ class BatchView(ApiModel):
     rejected_rows: list[RowProblem]
     duplicates: list[RowProblem]
     failure_reason: str
+    corrections: list[RowProblem] = Field(description="Rows that corrected earlier reports.")
     reports: dict[str, int] = Field(description="Reports of this batch by status.")
 
     @classmethod
@@ -63,6 +64,7 @@ class BatchView(ApiModel):
                 for d in (duplicates if isinstance(duplicates, list) else [])
             ],
             failure_reason=batch.get("failure_reason", ""),
+            corrections=[RowProblem.model_validate(c) for c in batch.get("corrections", [])],
             reports=counts,
         )
 
@@ -144,8 +146,15 @@ class NotificationView(ApiModel):
         )
 
 
+class ChangeView(ApiModel):
+    what: str = Field(description="A test name, a patient field or `comments`.")
+    before: str
+    after: str
+
+
 class ReportView(ReportSummary):
     results: list[ResultView]
+    changes: list[ChangeView] = Field(description="What this version changed from the last.")
     comments: str
     rejected_rows: list[RowProblem]
     pdf_sha256: str | None
@@ -173,6 +182,35 @@ class ActionBody(ApiModel):
         max_length=500,
         description="Why; required to withdraw, and to release a report that needs attention.",
     )
+
+
+class TextAgainBody(ApiModel):
+    request_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{8,64}$",
+        description="Your id for this request: sending it again sends no second SMS. "
+        "Without one, every call is a new request.",
+    )
+    phone: str = Field("", max_length=40, description="A corrected mobile number (optional).")
+
+
+class BatchActionBody(ApiModel):
+    reason: str = Field(
+        "",
+        max_length=500,
+        description="Required to cancel; to release held "
+        "reports, also releases those needing attention.",
+    )
+
+
+class LeftAlone(ApiModel):
+    id: str
+    detail: str
+
+
+class BatchActionResult(ApiModel):
+    done: list[str] = Field(description="Reports the action changed.")
+    left: list[LeftAlone] = Field(description="Reports left as they were, and why.")
 
 
 class ReleaseMany(ApiModel):

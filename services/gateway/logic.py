@@ -164,23 +164,53 @@ def report_timeline(history: Any) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda entry: entry["at"] or _NO_TIME)
 
 
-def timeline(history: Any, audit_records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One report's story in time order: every status it reached (with the reason) and every
-    audited access or staff action (with who): [{at, what, by, reason}]."""
-    entries = [
-        {"at": e["at"], "what": e["status"], "by": "", "reason": e["reason"]}
-        for e in report_timeline(history)
-    ]
+def timeline(
+    report: Mapping[str, Any],
+    notifications: Sequence[Mapping[str, Any]],
+    audit_records: Sequence[Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """One report's story in time order, [{at, what, by, reason}]: where it came from (and
+    what its version changed), every status it reached with the reason (the PDF's SHA-256
+    with `converted`), every SMS and its receipts, and every audited view or staff action."""
+    entries: list[dict[str, Any]] = []
+
+    def add(at: Any, what: str, reason: str = "", by: str = "") -> None:
+        entries.append({"at": _instant(at), "what": what, "by": by, "reason": reason})
+
+    source = report_source(report)
+    if source["kind"] == "sheet":
+        origin = f"sheet rows {source['rows']} of batch {source['batch_id']}"
+    elif source["kind"] == "lis":
+        origin = f"LIS message {source['message_id']}, accession {source['accession']}"
+    else:
+        origin = ""
+    version = int(report.get("version") or 1)
+    if version > 1:
+        changed = ", ".join(str(c.get("what")) for c in report.get("changes") or [])
+        origin += f"; version {version} replaces version {version - 1}, changed: {changed}"
+    add(report.get("created_at"), "source", origin)
+    for entry in report_timeline(report.get("history")):
+        reason = entry["reason"]
+        if entry["status"] == ReportStatus.CONVERTED and report.get("pdf_sha256"):
+            reason = f"PDF SHA-256 {report['pdf_sha256']}"
+        add(entry["at"], entry["status"], reason)
+    for sms in notifications:
+        to_whom = f"{sms.get('provider', '')} {sms.get('provider_message_id') or ''}".strip()
+        add(sms.get("created_at"), "sms.claimed", str(sms.get("purpose") or ""))
+        if sms.get("sent_at"):
+            add(sms.get("sent_at"), "sms.sent", to_whom)
+        if sms.get("delivered_at"):
+            add(sms.get("delivered_at"), "sms.delivered", to_whom)
+        if sms.get("error"):
+            add(sms.get("updated_at"), f"sms.{sms.get('status')}", str(sms.get("error")))
     for record in audit_records:
         detail = record.get("detail")
         detail = detail if isinstance(detail, Mapping) else {}
-        entries.append(
-            {
-                "at": _instant(record.get("at")),
-                "what": str(record.get("action") or ""),
-                "by": str(record.get("actor") or ""),
-                "reason": str(detail.get("reason") or ""),
-            }
+        add(
+            record.get("at"),
+            str(record.get("action") or ""),
+            str(detail.get("reason") or ""),
+            str(record.get("actor") or ""),
         )
     return sorted(entries, key=lambda entry: entry["at"] or _NO_TIME)
 

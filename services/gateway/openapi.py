@@ -36,6 +36,14 @@ class Operation:
     query: tuple[str, ...] = ()
     multipart_file: str = ""  # the form field of an uploaded file
     errors: tuple[int, ...] = ()
+    choices: tuple[tuple[str, tuple[str, ...]], ...] = ()  # path parameters with fixed values
+
+    def route(self) -> str:
+        """The aiohttp route: parameters with fixed values match only those."""
+        path = self.path
+        for name, values in self.choices:
+            path = path.replace(f"{{{name}}}", f"{{{name}:{'|'.join(values)}}}")
+        return path
 
 
 def _schemas(operations: tuple[Operation, ...]) -> dict[str, Any]:
@@ -56,8 +64,14 @@ def _ref(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _operation(operation: Operation) -> dict[str, Any]:
+    fixed = dict(operation.choices)
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", **({"enum": list(fixed[name])} if name in fixed else {})},
+        }
         for name in re.findall(r"{(\w+)}", operation.path)
     ] + [
         {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}

@@ -227,7 +227,12 @@ class PortalHandlers:
         return render(
             request,
             "portal_report.html",
-            {"token": token, "sample_date": report.get("sample_date", ""), **self._lab()},
+            {
+                "token": token,
+                "sample_date": report.get("sample_date", ""),
+                "version": report.get("version", 1),
+                **self._lab(),
+            },
         )
 
     async def report_pdf(self, request: web.Request) -> web.StreamResponse:

@@ -107,6 +107,16 @@ class BatchQueries:
         counts = await self.status_counts([batch_id])
         return logic.batch_count_summary(batch, counts[batch_id])
 
+    async def reports(
+        self, batch_id: str, statuses: list[ReportStatus] | None = None
+    ) -> list[ReportDocument]:
+        """The batch's reports (in these statuses), without their link or history."""
+        query: dict[str, Any] = {"batch_id": batch_id}
+        if statuses is not None:
+            query["status"] = {"$in": [s.value for s in statuses]}
+        cursor = self._reports.find(query, {"access": 0, "history": 0}).sort("_id", ASCENDING)
+        return await cursor.to_list()
+
     async def failed_reports(self, batch_id: str, limit: int = 500) -> list[ReportDocument]:
         cursor = (
             self._reports.find(
@@ -191,6 +201,7 @@ class NotificationQueries:
         "attempts",
         "error",
         "created_at",
+        "updated_at",
         "sent_at",
         "delivered_at",
     )

@@ -1,6 +1,7 @@
 """Reviewers' pages: the release queue (reports waiting for a person or for a hold to end),
-releasing and withdrawing a report, and the lab's release rules. The actions themselves are
-in `actions`, shared with the admin API."""
+the forms that act on one report (release, withdraw, retry, resend, new link) or a whole batch
+(retry failed, release held, cancel), and the lab's release rules. The actions themselves are
+in `actions` and `batch_actions`, shared with the admin API."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 
 from services.gateway import review_logic
 from services.gateway.actions import ActionRefused, StaffActions
+from services.gateway.batch_actions import BatchActions
 from services.gateway.queries import ReportQueries
 from services.gateway.web import USER, client_detail, redirect, render
 from services.infra.release_rules import ReleaseAction, ReleaseRules, ReleaseRuleStore
@@ -29,6 +31,7 @@ class ReviewHandlers:
         self._lab_id = resources.settings.lab_id
         self._reports = ReportQueries(resources.db)
         self._actions = StaffActions(resources)
+        self._batch_actions = BatchActions(resources)
         self._rules = ReleaseRuleStore(resources.db)
 
     async def queue(self, request: web.Request) -> web.StreamResponse:
@@ -62,24 +65,62 @@ class ReviewHandlers:
         return redirect("/queue")
 
     async def report_action(self, request: web.Request) -> web.StreamResponse:
-        """A release or withdrawal from the report page; back to it, or the reason it failed."""
+        """An action from the report page; back to it, or a page saying why it failed."""
         report_id, action = request.match_info["report_id"], request.match_info["action"]
         form = await request.post()
-        act = self._actions.release if action == "release" else self._actions.withdraw
+        user, client, reason = request[USER], client_detail(request), _text(form, "reason")
         try:
-            await act(report_id, request[USER], _text(form, "reason"), client_detail(request))
+            if action == "release":
+                await self._actions.release(report_id, user, reason, client)
+            elif action == "withdraw":
+                await self._actions.withdraw(report_id, user, reason, client)
+            elif action == "retry":
+                await self._actions.retry(report_id, user, client)
+            else:  # resend, reissue-link: a new SMS; the form's request id makes it once
+                await self._actions.text_again(
+                    report_id,
+                    user,
+                    client,
+                    request_id=_text(form, "request_id"),
+                    phone=_text(form, "phone"),
+                    why="resend" if action == "resend" else "link_reissued",
+                )
         except ActionRefused as error:
-            return render(
-                request,
-                "error.html",
-                {
-                    "title": f"The report was not {action}{'d' if action == 'release' else 'n'}",
-                    "message": error.reason,
-                    "back": f"/reports/{report_id}",
-                },
-                status=error.status,
+            return self._refused(
+                request, "The report was not changed", error, f"/reports/{report_id}"
             )
         return redirect(f"/reports/{report_id}")
+
+    async def batch_action(self, request: web.Request) -> web.StreamResponse:
+        """Retry every failed report, release every held one, or cancel the batch."""
+        batch_id, action = request.match_info["batch_id"], request.match_info["action"]
+        form = await request.post()
+        user, client, reason = request[USER], client_detail(request), _text(form, "reason")
+        try:
+            if action == "retry-failed":
+                outcome = await self._batch_actions.retry_failed(batch_id, user, client)
+            elif action == "release-held":
+                outcome = await self._batch_actions.release_held(batch_id, user, reason, client)
+            else:
+                outcome = await self._batch_actions.cancel(batch_id, user, reason, client)
+        except ActionRefused as error:
+            return self._refused(
+                request, "The batch was not changed", error, f"/batches/{batch_id}"
+            )
+        return render(
+            request,
+            "batch_action.html",
+            {"action": action, "batch_id": batch_id, "outcome": outcome},
+        )
+
+    @staticmethod
+    def _refused(request: web.Request, title: str, error: ActionRefused, back: str) -> web.Response:
+        return render(
+            request,
+            "error.html",
+            {"title": title, "message": error.reason, "back": back},
+            status=error.status,
+        )
 
     async def rules_page(self, request: web.Request) -> web.StreamResponse:
         rules = await self._rules.get(self._lab_id)
@@ -124,6 +165,12 @@ def setup_review(app: web.Application, resources: Resources) -> None:
     r = app.router
     r.add_get("/queue", handlers.queue)
     r.add_post("/queue/release", handlers.release_selected)
-    r.add_post("/reports/{report_id}/{action:release|withdraw}", handlers.report_action)
+    r.add_post(
+        "/reports/{report_id}/{action:release|withdraw|retry|resend|reissue-link}",
+        handlers.report_action,
+    )
+    r.add_post(
+        "/batches/{batch_id}/{action:retry-failed|release-held|cancel}", handlers.batch_action
+    )
     r.add_get("/release-rules", handlers.rules_page)
     r.add_post("/release-rules", handlers.save_rules)

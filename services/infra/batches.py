@@ -41,10 +41,23 @@ class Batches:
     async def get(self, batch_id: str) -> BatchDocument | None:
         return await self._collection.find_one({"_id": batch_id})
 
-    async def mark_ingested(self, batch_id: str, summary: dict[str, Any]) -> None:
-        await self._collection.update_one(
+    async def mark_ingested(self, batch_id: str, summary: dict[str, Any]) -> bool:
+        """Record what ingest made of the batch; False when it was cancelled meanwhile."""
+        result = await self._collection.update_one(
             {"_id": batch_id, "status": {"$in": [BatchStatus.RECEIVED, BatchStatus.INGESTED]}},
             {"$set": {**summary, "status": BatchStatus.INGESTED, "ingested_at": utcnow()}},
+        )
+        return result.matched_count == 1
+
+    async def cancel(self, batch_id: str, by: str, reason: str) -> None:
+        await self._collection.update_one(
+            {"_id": batch_id},
+            {
+                "$set": {
+                    "status": BatchStatus.CANCELLED,
+                    "cancellation": {"by": by, "at": utcnow(), "reason": reason},
+                }
+            },
         )
 
     async def fail(self, batch_id: str, reason: str) -> None:

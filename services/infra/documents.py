@@ -19,11 +19,13 @@ if TYPE_CHECKING:
 
 class BatchStatus(StrEnum):
     """Where an uploaded sheet is: received (stored, not read yet), ingested (its reports are
-    on their way) or failed (nothing of it will be reported)."""
+    on their way), failed (nothing of it will be reported) or cancelled by staff (none of its
+    reports not yet sent will be)."""
 
     RECEIVED = "received"
     INGESTED = "ingested"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class NotificationStatus(StrEnum):
@@ -101,6 +103,14 @@ class HoldDocument(TypedDict):
     at: datetime
 
 
+class ChangeEntry(TypedDict):
+    """One difference between a report version and the one it replaced."""
+
+    what: str  # a test name, "patient phone", "comments"
+    before: str
+    after: str
+
+
 class StaffActionDocument(TypedDict):
     """Who released or withdrew a report, when, and why."""
 
@@ -138,7 +148,12 @@ class ReportDocument(TypedDict):
     hold: NotRequired[HoldDocument]
     release: NotRequired[StaffActionDocument]
     withdrawal: NotRequired[StaffActionDocument]
+    retry: NotRequired[StaffActionDocument]
     redriven_at: NotRequired[datetime]
+    # Corrections: the version this one replaced, what changed, and what replaced this one.
+    previous_id: NotRequired[str]
+    changes: NotRequired[list[ChangeEntry]]
+    superseded_by: NotRequired[str]
 
 
 # --- batches --------------------------------------------------------------------------------
@@ -147,6 +162,11 @@ class ReportDocument(TypedDict):
 class DuplicateEntry(TypedDict):
     row: str  # "7" or "7–9"
     reason: str
+
+
+class CorrectionEntry(TypedDict):
+    row: str  # "7" or "7–9"
+    reason: str  # which version replaced which, and what changed (names only)
 
 
 class BatchDocument(TypedDict):
@@ -166,6 +186,8 @@ class BatchDocument(TypedDict):
     reports_created: int
     duplicates: list[DuplicateEntry] | int
     failure_reason: str
+    corrections: NotRequired[list[CorrectionEntry]]
+    cancellation: NotRequired[StaffActionDocument]
     ingested_at: NotRequired[datetime]
     failed_at: NotRequired[datetime]
 

@@ -25,8 +25,11 @@ NEXT: dict[S, frozenset[S]] = {
     S.RELEASED: frozenset({S.NOTIFIED}) | _SIDE_EXITS,
     S.NOTIFIED: frozenset({S.DELIVERED}) | _SIDE_EXITS,
     S.DELIVERED: frozenset({S.WITHDRAWN, S.SUPERSEDED}),
-    # A retry goes back to the stage that failed; nothing else ever moves backwards.
-    S.FAILED: frozenset({S.RECEIVED, S.RENDERED, S.CONVERTED, S.WITHDRAWN, S.SUPERSEDED}),
+    # A retry goes back to the stage that failed (nothing else ever moves backwards); a
+    # resend after a failed SMS is notified again.
+    S.FAILED: frozenset(
+        {S.RECEIVED, S.RENDERED, S.CONVERTED, S.NOTIFIED, S.WITHDRAWN, S.SUPERSEDED}
+    ),
     S.WITHDRAWN: frozenset(),
     S.SUPERSEDED: frozenset(),
 }

@@ -56,6 +56,35 @@ class Reports:
                 raise
             return existing
 
+    async def latest(self, lab_id: str, source_key: str) -> ReportDocument | None:
+        """The newest version of a source (a sheet's patient and sample, an LIS accession)."""
+        return await self._collection.find_one(
+            {"lab_id": lab_id, "source_key": source_key}, sort=[("version", -1)]
+        )
+
+    async def versions(self, report: ReportDocument) -> list[ReportDocument]:
+        """Every version of the report's source, oldest first."""
+        cursor = self._collection.find(
+            {"lab_id": report["lab_id"], "source_key": report["source_key"]}
+        ).sort("version", 1)
+        return await cursor.to_list()
+
+    async def supersede_older(self, report: ReportDocument) -> int:
+        """Mark every older version of `report` superseded by it (their links then say so);
+        idempotent, so a redelivery finishes what a crash interrupted. How many moved."""
+        moved = 0
+        for older in await self.versions(report):
+            if older["version"] >= report["version"]:
+                continue
+            if await self.advance(
+                older,
+                ReportStatus.SUPERSEDED,
+                fields={"superseded_by": report["_id"]},
+                reason=f"replaced by version {report['version']}",
+            ):
+                moved += 1
+        return moved
+
     async def advance(
         self,
         report: ReportDocument,
@@ -138,6 +167,12 @@ class Reports:
             {"$set": {"redriven_at": now}},
         )
         return result.modified_count == 1
+
+    async def set_phone(self, report_id: str, phone: str) -> None:
+        """Staff corrected the patient's mobile number (E.164) for a new SMS."""
+        await self._collection.update_one(
+            {"_id": report_id}, {"$set": {"patient.phone": phone, "updated_at": utcnow()}}
+        )
 
     # --- the patient's link (`access`) ---------------------------------------------------
 

@@ -11,12 +11,16 @@ from gridfs.errors import NoFile
 from contracts.v1 import IngestBatch, IngestLisResult, RenderReport, ReportStatus, utcnow
 from services.infra.batches import Batches
 from services.infra.broker import publish
-from services.infra.documents import LisSource, ReportDocument, SheetSource
+from services.infra.documents import BatchStatus, LisSource, ReportDocument, SheetSource
 from services.infra.errors import PermanentError
 from services.infra.service import Resources
-from services.ingest import adapters, logic
+from services.ingest import adapters, logic, versions
+from services.ingest.versions import Arrival
 
 log = structlog.get_logger()
+
+# Tries at storing a version while other ingests store versions of the same source.
+VERSION_RACE_TRIES = 5
 
 
 class IngestHandlers:
@@ -30,6 +34,9 @@ class IngestHandlers:
         batch = await self._batches.get(message.batch_id)
         if batch is None:
             raise PermanentError(f"batch {message.batch_id} does not exist")
+        if batch["status"] == BatchStatus.CANCELLED:
+            log.info("batch.cancelled_before_ingest")
+            return
         try:
             upload = await self._resources.files.get(message.file_id)
         except NoFile:
@@ -41,23 +48,27 @@ class IngestHandlers:
         except logic.SheetError as error:
             raise PermanentError(str(error)) from None
 
-        created, duplicates = [], []
+        created, duplicates, corrections = [], [], []
         for draft in outcome.drafts:
             source: SheetSource = {
                 "kind": "sheet",
                 "batch_id": message.batch_id,
                 "rows": draft.rows,
             }
-            report = await self._store_draft(draft, message.lab_id, message.correlation_id, source)
-            if report.get("batch_id") == message.batch_id:
-                created.append(report)  # ours, possibly from an earlier delivery of this message
-            else:
+            kind, report = await self._store_draft(
+                draft, message.lab_id, message.correlation_id, source
+            )
+            if kind is Arrival.SAME:
                 duplicates.append(logic.duplicate_entry(draft, report))
+                continue
+            created.append(report)  # possibly from an earlier delivery of this message
+            if kind is Arrival.CORRECTION:
+                corrections.append(versions.correction_entry(draft.rows, report))
         # Render requests first: once the batch says "ingested", a failure can no longer
         # fail it, so everything it promises must already be on its way.
         for report in created:
             await self._request_render(report)
-        await self._batches.mark_ingested(
+        ingested = await self._batches.mark_ingested(
             message.batch_id,
             {
                 "rows_total": outcome.rows_total,
@@ -65,14 +76,24 @@ class IngestHandlers:
                 "rejected_rows": [{"row": r.row, "reason": r.reason} for r in outcome.rejected],
                 "reports_created": len(created),
                 "duplicates": duplicates,
+                "corrections": corrections,
             },
         )
+        if not ingested:
+            # Cancelled while it was read: what it made must not go out either.
+            for report in created:
+                await self._reports.advance(
+                    report, ReportStatus.WITHDRAWN, reason="its batch was cancelled"
+                )
+            log.info("batch.cancelled_during_ingest", reports=len(created))
+            return
         log.info(
             "batch.ingested",
             rows=outcome.rows_total,
             rejected=len(outcome.rejected),
             reports=len(created),
             duplicates=len(duplicates),
+            corrections=len(corrections),
         )
 
     def _read(self, data: bytes, filename: str) -> logic.SheetOutcome:
@@ -92,10 +113,14 @@ class IngestHandlers:
             "message_id": message.message_id,
             "accession": message.accession,
         }
-        report = await self._store_draft(draft, message.lab_id, message.correlation_id, source)
-        if report["source"].get("message_id") != message.message_id:
+        kind, report = await self._store_draft(
+            draft, message.lab_id, message.correlation_id, source
+        )
+        if kind is Arrival.SAME:
             log.info("lis_result.duplicate", report_id=report["_id"])
             return
+        if kind is Arrival.CORRECTION:
+            log.info("lis_result.correction", report_id=report["_id"], version=report["version"])
         await self._request_render(report)
 
     async def _store_draft(
@@ -104,7 +129,10 @@ class IngestHandlers:
         lab_id: str,
         correlation_id: str,
         source: SheetSource | LisSource,
-    ) -> ReportDocument:
+    ) -> tuple[Arrival, ReportDocument]:
+        """Store the draft as the first version of its source, as a correction (the next
+        version, which supersedes the older ones), or not at all (the same content again).
+        An earlier delivery of this very message counts as done already."""
         document = logic.report_document(
             draft,
             report_id=uuid.uuid4().hex,
@@ -113,7 +141,21 @@ class IngestHandlers:
             source=source,
             now=utcnow(),
         )
-        return await self._reports.create(document)
+        for _ in range(VERSION_RACE_TRIES):
+            latest = await self._reports.latest(lab_id, draft.source_key)
+            if latest is not None and versions.same_source(latest["source"], source):
+                kind = Arrival.NEW if latest["version"] == 1 else Arrival.CORRECTION
+                await self._reports.supersede_older(latest)
+                return kind, latest
+            kind, wanted = versions.arrival(latest, document)
+            if kind is Arrival.SAME:
+                return kind, wanted
+            stored = await self._reports.create(wanted)
+            if stored["_id"] == wanted["_id"]:
+                await self._reports.supersede_older(stored)
+                return kind, stored
+            # Another ingest stored this version first: look again at what is latest now.
+        raise RuntimeError("the report's versions kept changing; retrying the message")
 
     async def _request_render(self, report: ReportDocument) -> None:
         # Only reports still waiting: on redelivery the rest are already on their way.

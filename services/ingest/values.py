@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-import phonenumbers
-
 from contracts.v1 import Flag
+from services.infra import phones
 
 SEX = {"f": "F", "female": "F", "m": "M", "male": "M", "u": "U", "unknown": "U", "": "U"}
 FLAGS = {
@@ -60,21 +59,11 @@ def parse_date(value: object, label: str) -> date:
 
 
 def normalise_phone(raw: str, region: str) -> str:
-    """E.164 form of a mobile number; national numbers are read in the lab's region."""
-    if not raw:
-        raise RowError("Phone is empty")
+    """E.164 form of a mobile number (`services.infra.phones`), as a row error."""
     try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        raise RowError(f"Phone '{raw}' is not a phone number") from None
-    if not phonenumbers.is_valid_number(number):
-        raise RowError(f"Phone '{raw}' is not a valid number for region {region}")
-    if phonenumbers.number_type(number) not in (
-        phonenumbers.PhoneNumberType.MOBILE,
-        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    ):
-        raise RowError(f"Phone '{raw}' is not a mobile number, so it cannot receive an SMS")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return phones.normalise_phone(raw, region)
+    except phones.PhoneError as error:
+        raise RowError(str(error)) from None
 
 
 def check_dates(date_of_birth: date, sample_date: date, today: date) -> None:

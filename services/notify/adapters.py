@@ -75,6 +75,18 @@ class Notifications:
             raise RuntimeError("notification record vanished")
         return record
 
+    async def maybe_sent(self, report_ids: list[str]) -> bool:
+        """Whether an SMS for any of these reports left (or may have left) the provider."""
+        if not report_ids:
+            return False
+        found = await self._collection.find_one(
+            {
+                "report_id": {"$in": report_ids},
+                "status": {"$in": [*logic.SENT_STATUSES, N.SENDING, N.UNKNOWN]},
+            }
+        )
+        return found is not None
+
     async def find_by_provider_message(
         self, provider: str, provider_message_id: str
     ) -> NotificationDocument | None:

@@ -41,6 +41,9 @@ class NotifyHandlers:
     async def notify_patient(self, message: NotifyPatient) -> None:
         report = await self._reports.get(message.report_id)
         status = ReportStatus(report["status"])
+        if message.request_id:
+            await self._text_again(report, message.request_id)
+            return
         if report_status.is_past(status, ReportStatus.NOTIFIED):
             # Already notified (or failed/superseded): notify is the last command, nothing
             # to re-publish.
@@ -52,11 +55,22 @@ class NotifyHandlers:
             return
         if status is ReportStatus.CONVERTED and await self._waits(report):
             return
+        await self._text(report)
+
+    async def _text_again(self, report: ReportDocument, request_id: str) -> None:
+        """Staff asked for a new SMS (a resend, a new link): once per request."""
+        status = ReportStatus(report["status"])
+        if status not in logic.TEXTABLE_AGAIN:
+            # Withdrawn or replaced since the request: nothing to send.
+            log.warning("notify.request_dropped", report_id=report["_id"], status=status.value)
+            return
+        await self._text(report, request_id)
+
+    async def _text(self, report: ReportDocument, request_id: str | None = None) -> None:
         phone = str((report.get("patient") or {}).get("phone") or "")
         if not logic.is_e164(phone):
             raise PermanentError("the patient's phone number is missing or not a valid number")
-
-        notification = await self._claim(report, phone)
+        notification = await self._claim(report, phone, request_id)
         if notification is not None:
             await self._send(report, notification["_id"], phone)
 
@@ -70,9 +84,11 @@ class NotifyHandlers:
             log.info("notify.report_waits", report_id=report["_id"], status=wait.status.value)
         return True
 
-    async def _claim(self, report: ReportDocument, phone: str) -> NotificationDocument | None:
+    async def _claim(
+        self, report: ReportDocument, phone: str, request_id: str | None
+    ) -> NotificationDocument | None:
         """The notification record this attempt owns, or None when there is nothing to send."""
-        key = logic.notification_key(report)
+        key = logic.notification_key(report, request_id)
         claimed = await self._notifications.claim(key, phone, self._provider.name)
         while claimed is None:
             existing = await self._notifications.get(key)
@@ -110,7 +126,8 @@ class NotifyHandlers:
                     self._settings.access_link_ttl_hours,
                 )
                 await self._reports.set_access(report["_id"], link.access)
-                body = logic.sms_body(self._settings.lab_name, link.url)
+                updated = await self._earlier_version_texted(report)
+                body = logic.sms_body(self._settings.lab_name, link.url, updated=updated)
                 owned = await self._notifications.start_sending(notification_id)
             except BaseException:
                 # Nothing reached the provider: let the next attempt re-claim.
@@ -150,6 +167,17 @@ class NotifyHandlers:
             provider_message_id=sent.provider_message_id,
         )
         await self._reports.advance(report, ReportStatus.NOTIFIED)
+
+    async def _earlier_version_texted(self, report: ReportDocument) -> bool:
+        """Whether the patient may have had an SMS for an older version of this report."""
+        if report.get("version", 1) <= 1:
+            return False
+        earlier = [
+            v["_id"]
+            for v in await self._reports.versions(report)
+            if v["version"] < report["version"]
+        ]
+        return await self._notifications.maybe_sent(earlier)
 
     async def give_up(self, message: NotifyPatient, reason: str) -> None:
         await self._reports.fail(message.report_id, reason)

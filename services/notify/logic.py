@@ -24,6 +24,8 @@ PURPOSE_RESULT_READY = "result_ready"
 
 # Report statuses from which the SMS may be sent.
 SENDABLE = frozenset({ReportStatus.CONVERTED, ReportStatus.RELEASED})
+# ... and from which staff may have the patient texted again.
+TEXTABLE_AGAIN = frozenset({ReportStatus.NOTIFIED, ReportStatus.DELIVERED, ReportStatus.FAILED})
 
 # Still owned by a live attempt, renewing its heartbeat (see `NotificationStatus`).
 OWNED = frozenset({N.CLAIMED, N.SENDING})
@@ -86,12 +88,13 @@ def release_gate(report: ReportDocument, rules: ReleaseRules, now: datetime) -> 
 # --- the send-once claim ---------------------------------------------------------------------
 
 
-def notification_key(report: Mapping[str, Any]) -> dict[str, Any]:
-    """What makes a notification unique: one result-ready SMS per report version."""
+def notification_key(report: Mapping[str, Any], request_id: str | None = None) -> dict[str, Any]:
+    """What makes a notification unique: one result-ready SMS per report version, and one
+    more per staff request to text the patient again."""
     return {
         "report_id": report["_id"],
         "version": report.get("version", 1),
-        "purpose": PURPOSE_RESULT_READY,
+        "purpose": f"request:{request_id}" if request_id else PURPOSE_RESULT_READY,
     }
 
 
@@ -173,19 +176,21 @@ def fits_one_segment(text: str) -> bool:
     return units <= limit
 
 
-def sms_body(lab_name: str, link: str) -> str:
-    """The result-ready SMS: who sends it, that a report is ready, the link, the second check.
+def sms_body(lab_name: str, link: str, *, updated: bool = False) -> str:
+    """The result SMS: who sends it, that a report is ready (or was updated, when an earlier
+    version was texted), the link, the second check.
 
     No result values and no patient name: an SMS can be read by whoever holds the phone.
     The longest wording that still fits one SMS segment is used.
     """
     lab = " ".join(lab_name.split()) or "Your laboratory"
+    news = "was updated" if updated else "is ready"
     candidates = (
-        f"{lab}: your laboratory report is ready. Open {link} and confirm your date of birth "
+        f"{lab}: your laboratory report {news}. Open {link} and confirm your date of birth "
         "to view it.",
-        f"{lab}: your report is ready. Open {link} and confirm your date of birth.",
-        f"{lab}: your report is ready: {link} (confirm your date of birth)",
-        f"{lab}: your report is ready: {link}",
+        f"{lab}: your report {news}. Open {link} and confirm your date of birth.",
+        f"{lab}: your report {news}: {link} (confirm your date of birth)",
+        f"{lab}: your report {news}: {link}",
     )
     return next((text for text in candidates if fits_one_segment(text)), candidates[-1])
 

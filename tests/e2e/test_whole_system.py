@@ -5,17 +5,23 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pypdf import PdfReader
 
 from devtools.admin_client import wait_for_batch
-from devtools.demo import demo_sheet
+from devtools.demo import demo_rows, demo_sheet, sheet_of
 from tests.e2e.system import System
 from tests.support import chromium, eventually
 
 pytestmark = pytest.mark.e2e
 PATIENTS = 20
+
+
+async def updated_sms(db: Any) -> list[dict[str, Any]] | None:
+    found = await db.outbox.find({"body": {"$regex": "was updated"}}).to_list()
+    return found or None
 
 
 async def test_uploaded_sheet_reaches_every_patient_and_opens_as_pdf_in_a_browser(
@@ -64,6 +70,33 @@ async def test_uploaded_sheet_reaches_every_patient_and_opens_as_pdf_in_a_browse
     assert value in text
     actions = await db.audit.distinct("action", {"report_id": report["_id"]})
     assert {"report.viewed", "report.downloaded"} <= set(actions)
+    # Second act: the lab corrects this patient's potassium and uploads just their rows.
+    patient_id = report["patient"]["patient_id"]
+    rows = [list(row) for row in demo_rows(PATIENTS) if row[0] == patient_id]
+    potassium = next(row for row in rows if row[6] == "Potassium")
+    potassium[7], potassium[10] = ("4.4" if potassium[7] != "4.4" else "4.5"), ""
+    await system.upload("correction.xlsx", sheet_of(rows))
+    [update] = await eventually(lambda: updated_sms(db), timeout=120, interval=0.5)
+    assert update["to"] == sms["to"]
+    new_link = re.search(r"https?://\S+", update["body"])
+    assert new_link is not None
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(link.group(0))
+        assert "A newer report replaced this one" in await page.inner_text("main")
+        await page.goto(new_link.group(0))
+        await page.get_by_label("Day").fill(day)
+        await page.get_by_label("Month").fill(month)
+        await page.get_by_label("Year").fill(year)
+        await page.click("button[type=submit]")
+        await page.wait_for_url(re.compile(r"/report$"))
+        assert "This is version 2 of your report" in await page.inner_text("main")
+    assert await db.outbox.count_documents({}) == PATIENTS + 1  # nobody else was texted
+    versions = await db.reports.find({"patient.patient_id": patient_id}).sort("version").to_list()
+    assert [(v["version"], v["status"]) for v in versions] == [
+        (1, "superseded"),
+        (2, "notified"),
+    ]
     system.stack.check_alive()  # nothing crashed along the way
 
     # No patient data in any service's log: names, phones, dates of birth, link tokens.

@@ -260,30 +260,50 @@ def test_the_report_filter_reads_a_query_and_ignores_an_unknown_status() -> None
     assert filters.params() == {"batch_id": "b1", "phone": "+447700900123", "q": "ok.af*"}
 
 
-def test_the_timeline_puts_statuses_and_staff_actions_in_time_order() -> None:
-    history = [
-        {"status": "received", "at": NOW, "reason": ""},
-        {"status": "held", "at": NOW + timedelta(minutes=2), "reason": "critical value"},
+def test_the_timeline_tells_the_whole_story_in_time_order() -> None:
+    report = {
+        "created_at": NOW,
+        "version": 2,
+        "changes": [{"what": "Potassium", "before": "5.9", "after": "4.1"}],
+        "source": {"kind": "sheet", "batch_id": "b1", "rows": [2, 3]},
+        "pdf_sha256": "ab" * 32,
+        "history": [
+            {"status": "received", "at": NOW, "reason": ""},
+            {"status": "converted", "at": NOW + timedelta(minutes=1), "reason": ""},
+            {"status": "held", "at": NOW + timedelta(minutes=2), "reason": "critical value"},
+        ],
+    }
+    sms = [
+        {
+            "purpose": "result_ready",
+            "provider": "twilio",
+            "provider_message_id": "SM1",
+            "created_at": NOW + timedelta(minutes=4),
+            "sent_at": NOW + timedelta(minutes=4, seconds=1),
+            "delivered_at": NOW + timedelta(minutes=5),
+        }
     ]
     audit = [
-        {
-            "at": NOW + timedelta(minutes=1),
-            "actor": "admin:ann",
-            "action": "admin.report_opened",
-            "detail": {"ip": "203.0.113.7"},
-        },
         {
             "at": NOW + timedelta(minutes=3),
             "actor": "admin:ann",
             "action": "report.released",
             "detail": {"reason": "phoned"},
-        },
+        }
     ]
-    assert [(e["what"], e["by"], e["reason"]) for e in logic.timeline(history, audit)] == [
+    assert [(e["what"], e["by"], e["reason"]) for e in logic.timeline(report, sms, audit)] == [
+        (
+            "source",
+            "",
+            "sheet rows 2, 3 of batch b1; version 2 replaces version 1, changed: Potassium",
+        ),
         ("received", "", ""),
-        ("admin.report_opened", "admin:ann", ""),
+        ("converted", "", "PDF SHA-256 " + "ab" * 32),
         ("held", "", "critical value"),
         ("report.released", "admin:ann", "phoned"),
+        ("sms.claimed", "", "result_ready"),
+        ("sms.sent", "", "twilio SM1"),
+        ("sms.delivered", "", "twilio SM1"),
     ]
 
 

@@ -172,3 +172,9 @@ def test_a_report_staff_released_passes_even_incomplete_or_critical() -> None:
         release={"by": "admin", "at": NOW, "reason": "phoned the patient"},
     )
     assert logic.release_gate(released, ReleaseRules(), NOW) is None
+
+
+def test_an_updated_report_says_so_in_its_sms() -> None:
+    body = logic.sms_body("Lab", "https://l.example/r/x", updated=True)
+    assert body.startswith("Lab: your laboratory report was updated.")
+    assert logic.fits_one_segment(body)

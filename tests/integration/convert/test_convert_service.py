@@ -134,6 +134,7 @@ async def test_rendered_report_becomes_a_pdf_and_the_patient_is_notified(
             "report_id": report["_id"],
             "correlation_id": report["correlation_id"],
             "created_at": notifications.messages[0]["created_at"],
+            "request_id": None,  # not a staff request to text again
         }
     ]
     assert office_processes(settings.work_dir) == [], "no soffice is left after the app stops"

@@ -4,6 +4,7 @@ the generated OpenAPI document, batches, finding and reading reports, release an
 from __future__ import annotations
 
 import io
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -145,6 +146,7 @@ async def test_a_report_reads_with_its_versions_timeline_and_sms(
     assert [v["id"] for v in view["versions"]] == [report["_id"]]
     # Reading it through the API is itself on the record.
     assert [(t["what"], t["by"]) for t in view["timeline"]] == [
+        ("source", ""),
         ("held", ""),
         ("api.report_read", "admin:admin"),
     ]
@@ -259,3 +261,149 @@ async def test_a_session_may_use_the_api_but_changes_need_its_csrf_header(
         url, json={"reason": "ok"}, headers={"X-CSRF-Token": session["csrf_token"]}
     )
     assert response.status == 200
+
+
+async def sms_record(db: Database, report_id: str, status: str) -> None:
+    await db.notifications.insert_one(
+        {
+            "_id": uuid.uuid4().hex,
+            "report_id": report_id,
+            "version": 1,
+            "purpose": "result_ready",
+            "to": "+447700900123",
+            "provider": "outbox",
+            "status": status,
+            "attempts": 1,
+            "provider_message_id": "m1",
+            "error": None,
+            "created_at": utcnow(),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("stored", "back_to", "queue"),
+    [
+        ({}, "received", "render.report"),
+        ({"docx_file_id": "d" * 24}, "rendered", "convert.report"),
+        ({"docx_file_id": "d" * 24, "pdf_file_id": "p" * 24}, "converted", "notify.patient"),
+    ],
+)
+async def test_a_failed_report_is_retried_from_the_stage_that_failed(
+    api: TestClient[Any, Any],
+    db: Database,
+    amqp_url: str,
+    stored: dict[str, Any],
+    back_to: str,
+    queue: str,
+) -> None:
+    report = report_document(status="failed", failure_reason="LibreOffice hung", **stored)
+    await db.reports.insert_one(report)
+    response = await api.post(f"{PREFIX}/reports/{report['_id']}/retry")
+    assert response.status == 200 and (await response.json())["status"] == back_to
+    [command] = await drain(amqp_url, queue)
+    assert command["report_id"] == report["_id"]
+    retried = await db.reports.find_one({"_id": report["_id"]})
+    assert retried is not None and retried["failure_reason"] == ""
+    assert retried["retry"]["by"] == "admin"
+    again = await api.post(f"{PREFIX}/reports/{report['_id']}/retry")
+    assert again.status == 409 and "Only a failed report" in (await again.json())["detail"]
+
+
+async def test_a_report_whose_sms_may_have_gone_is_not_retried_but_can_be_resent(
+    api: TestClient[Any, Any], db: Database, amqp_url: str
+) -> None:
+    report = await waiting_report(db, "failed", failure_reason="SMS not delivered: 30003")
+    await sms_record(db, report["_id"], "undelivered")
+    refused = await api.post(f"{PREFIX}/reports/{report['_id']}/retry")
+    assert refused.status == 409 and "use Resend" in (await refused.json())["detail"]
+
+    body = {"request_id": "req-0001-abcd", "phone": "07400 123 457"}
+    response = await api.post(f"{PREFIX}/reports/{report['_id']}/resend", json=body)
+    assert response.status == 202
+    again = await api.post(f"{PREFIX}/reports/{report['_id']}/resend", json=body)
+    assert again.status == 202
+    commands = await drain(amqp_url, "notify.patient")
+    assert [c["request_id"] for c in commands] == ["req-0001-abcd"] * 2  # notify texts once
+    stored = await db.reports.find_one({"_id": report["_id"]})
+    assert stored is not None and stored["patient"]["phone"] == "+447400123457"
+    audit = await db.audit.find({"action": "report.resend"}).to_list()
+    assert len(audit) == 2 and audit[0]["detail"]["phone_changed"] is True
+
+
+async def test_a_resend_to_a_number_that_is_no_mobile_is_refused_with_the_reason(
+    api: TestClient[Any, Any], db: Database, amqp_url: str
+) -> None:
+    report = await waiting_report(db, "notified")
+    await sms_record(db, report["_id"], "sent")
+    response = await api.post(
+        f"{PREFIX}/reports/{report['_id']}/resend", json={"phone": "020 7946 0000"}
+    )
+    assert response.status == 400
+    assert "is not a mobile number" in (await response.json())["detail"]
+    assert await drain(amqp_url, "notify.patient") == []
+
+
+async def test_a_report_never_texted_cannot_be_texted_again(
+    api: TestClient[Any, Any], db: Database
+) -> None:
+    report = await waiting_report(db, "held")
+    response = await api.post(f"{PREFIX}/reports/{report['_id']}/reissue-link", json={})
+    assert response.status == 409
+    assert "Only a report already texted" in (await response.json())["detail"]
+
+
+async def test_cancelling_a_batch_withdraws_what_was_not_sent_and_lists_what_was(
+    api: TestClient[Any, Any], db: Database
+) -> None:
+    batch_id = uuid.uuid4().hex
+    await db.batches.insert_one(
+        {"_id": batch_id, "lab_id": "demo-lab", "filename": "x.xlsx", "status": "ingested"}
+    )
+    statuses = ["received", "held", "notified", "failed"]
+    reports = [
+        report_document(status=s, batch_id=batch_id, report_id=s * 3, patient={"patient_id": s})
+        for s in statuses
+    ]
+    await db.reports.insert_many(reports)
+    url = f"{PREFIX}/batches/{batch_id}/cancel"
+    assert (await api.post(url, json={})).status == 400
+    response = await api.post(url, json={"reason": "wrong sheet uploaded"})
+    assert response.status == 200
+    outcome = await response.json()
+    assert sorted(outcome["done"]) == [
+        "failedfailedfailed",
+        "heldheldheld",
+        "receivedreceivedreceived",
+    ]
+    assert outcome["left"] == [
+        {"id": "notifiednotifiednotified", "detail": "already sent (notified)"}
+    ]
+    batch = await db.batches.find_one({"_id": batch_id})
+    assert batch is not None and batch["status"] == "cancelled"
+    assert batch["cancellation"]["reason"] == "wrong sheet uploaded"
+    assert (await api.post(url, json={"reason": "again"})).status == 409
+    assert (await api.post(f"{PREFIX}/batches/{batch_id}/explode", json={})).status == 404
+
+
+async def test_a_batchs_held_reports_are_released_together(
+    api: TestClient[Any, Any], db: Database
+) -> None:
+    batch_id = uuid.uuid4().hex
+    await db.batches.insert_one(
+        {"_id": batch_id, "lab_id": "demo-lab", "filename": "x.xlsx", "status": "ingested"}
+    )
+    held = report_document(status="held", batch_id=batch_id)
+    gap = report_document(
+        status="needs_attention",
+        batch_id=batch_id,
+        report_id="gap" * 4,
+        patient={"patient_id": "P-GAP"},
+        rejected_rows=[{"row": 3, "reason": "x"}],
+    )
+    await db.reports.insert_many([held, gap])
+    url = f"{PREFIX}/batches/{batch_id}/release-held"
+    first = await (await api.post(url, json={})).json()
+    assert first == {"done": [held["_id"]], "left": []}  # incomplete ones need a reason
+    second = await (await api.post(url, json={"reason": "checked by phone"})).json()
+    assert second == {"done": [gap["_id"]], "left": []}

@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from pypdf import PdfWriter
 
@@ -208,3 +209,22 @@ async def test_parallel_wrong_dates_are_compared_at_most_five_times_and_then_the
     )
     assert right.status == 403 and "Too many attempts" in await right.text()
     assert (await client.get(f"/r/{token}/report", allow_redirects=False)).status == 303
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        ("superseded", "A newer report replaced this one"),
+        ("withdrawn", "This report was withdrawn"),
+    ],
+)
+async def test_a_replaced_or_withdrawn_report_link_says_so_and_opens_nothing(
+    client: TestClient[Any, Any], resources: Resources, status: str, says: str
+) -> None:
+    report_id, token = await notified_report(resources)
+    await resources.db.reports.update_one({"_id": report_id}, {"$set": {"status": status}})
+    response = await client.get(f"/r/{token}")
+    assert response.status == 410
+    page = await response.text()
+    assert says in page and resources.settings.lab_phone in page
+    assert (await client.get(f"/r/{token}/report.pdf", allow_redirects=False)).status == 303

@@ -139,3 +139,73 @@ async def test_release_rules_are_added_on_their_page_and_nonsense_is_named(
             "note": "",
         },
     ]
+
+
+async def test_a_batch_is_cancelled_from_its_page_and_the_sent_reports_are_listed(
+    base_url: str, db: Database
+) -> None:
+    batch_id = "b" * 32
+    await db.batches.insert_one(
+        {
+            "_id": batch_id,
+            "lab_id": "demo-lab",
+            "filename": "wrong.xlsx",
+            "status": "ingested",
+            "uploaded_by": "admin",
+            "rows_total": 2,
+            "rejected_rows": [],
+        }
+    )
+    pending = report_document(status="held", batch_id=batch_id, patient={"patient_id": "P-1"})
+    sent = report_document(status="notified", batch_id=batch_id, patient={"patient_id": "P-2"})
+    await db.reports.insert_many([pending, sent])
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await signed_in(page, base_url)
+        await page.goto(f"{base_url}/batches/{batch_id}")
+        await page.click("text=Cancel this batch")
+        await page.get_by_label("Reason (required)").fill("uploaded the wrong file")
+        await page.click("button:text('Cancel the batch')")
+        await page.wait_for_url(f"{base_url}/batches/{batch_id}/cancel")
+        text = await page.inner_text("main")
+        assert "1 report withdrawn" in text and "already sent (notified)" in text
+    statuses = {r["_id"]: r["status"] async for r in db.reports.find()}
+    assert statuses == {pending["_id"]: "withdrawn", sent["_id"]: "notified"}
+
+
+async def test_a_double_clicked_resend_asks_for_one_sms(
+    base_url: str, db: Database, amqp_url: str
+) -> None:
+    report = report_document(status="notified", patient={"patient_id": "P-9"})
+    await db.reports.insert_one(report)
+    await db.notifications.insert_one(
+        {
+            "_id": "n1",
+            "report_id": report["_id"],
+            "version": 1,
+            "purpose": "result_ready",
+            "status": "delivered",
+            "provider": "outbox",
+            "attempts": 1,
+            "created_at": report["created_at"],
+        }
+    )
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await signed_in(page, base_url)
+        await page.goto(f"{base_url}/reports/{report['_id']}")
+        await page.click("text=Text the patient again")
+        form = page.locator("form[action$='/resend']")
+        request_id = await form.locator("input[name=request_id]").input_value()
+        # A double click: the very same form posted twice before the first answer.
+        statuses = await page.evaluate(
+            """async () => {
+                const form = document.querySelector("form[action$='/resend']");
+                const post = () => fetch(form.action, {method: "POST", body: new FormData(form)});
+                const answers = await Promise.all([post(), post()]);
+                return answers.map(answer => answer.status);
+            }"""
+        )
+        assert statuses == [200, 200]  # each followed its redirect back to the report
+    commands = await drain(amqp_url, "notify.patient")
+    assert {c["request_id"] for c in commands} == {request_id}

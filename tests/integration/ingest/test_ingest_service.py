@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import uuid
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
+import openpyxl
+
 from contracts.v1 import IngestBatch
-from devtools.demo import demo_sheet
+from devtools.demo import HEADER, demo_rows, demo_sheet
 from services.infra.broker import publish
 from services.infra.database import Database
 from services.infra.service import Resources
@@ -222,3 +227,151 @@ async def test_csv_sheet_in_the_default_layout_is_read_like_a_workbook(
         2,
         [],
     )
+
+
+# --- corrections -------------------------------------------------------------------------
+
+
+def workbook(rows: list[list[object]]) -> bytes:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(HEADER)
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+async def test_a_corrected_sheet_makes_a_second_version_that_supersedes_the_first(
+    make_resources: Callable[[str], Resources], db: Database, amqp_url: str
+) -> None:
+    rows = demo_rows(2, sample_date=date(2026, 11, 20))
+    corrected = [list(row) for row in rows]
+    corrected[4][7] = "9.9"  # the first patient's potassium, typed wrongly the first time
+    resources = make_resources("ingest")
+    async with create_app(resources):
+        first = await upload(resources, workbook(rows))
+        await eventually(lambda: finished(db, first))
+        await drain(amqp_url, "render.report")
+        second = await upload(resources, workbook(corrected))
+        batch = await eventually(lambda: finished(db, second))
+
+    assert batch["reports_created"] == 1
+    assert [d["row"] for d in batch["duplicates"]] == ["10–17"]  # the other patient: unchanged
+    [correction] = batch["corrections"]
+    assert correction["row"] == "2–9"
+    assert correction["reason"].endswith("version 2 replaces version 1; changed: Potassium")
+    versions = await db.reports.find({"patient.patient_id": "P10000"}).sort("version").to_list()
+    assert [(v["version"], v["status"]) for v in versions] == [(1, "superseded"), (2, "received")]
+    old, new = versions
+    assert old["superseded_by"] == new["_id"] and new["previous_id"] == old["_id"]
+    [change] = new["changes"]
+    assert change["what"] == "Potassium" and change["after"].startswith("9.9 mmol/L")
+    [render] = await drain(amqp_url, "render.report")
+    assert render["report_id"] == new["_id"]
+
+
+async def test_the_same_sheet_again_changes_nothing(
+    make_resources: Callable[[str], Resources], db: Database, amqp_url: str
+) -> None:
+    sheet = workbook(demo_rows(2, sample_date=date(2026, 11, 20)))
+    resources = make_resources("ingest")
+    async with create_app(resources):
+        first = await upload(resources, sheet)
+        await eventually(lambda: finished(db, first))
+        second = await upload(resources, sheet)
+        batch = await eventually(lambda: finished(db, second))
+    assert (batch["reports_created"], len(batch["duplicates"]), batch["corrections"]) == (0, 2, [])
+    assert await db.reports.count_documents({}) == 2
+    assert len(await drain(amqp_url, "render.report")) == 2
+
+
+async def test_rows_uploaded_for_an_incomplete_report_complete_it(
+    make_resources: Callable[[str], Resources], db: Database, amqp_url: str
+) -> None:
+    rows = demo_rows(1, sample_date=date(2026, 11, 20))
+    broken = [list(row) for row in rows]
+    broken[4][10] = "A"  # potassium flagged with a flag the sheet format does not know
+    resources = make_resources("ingest")
+    async with create_app(resources):
+        first = await upload(resources, workbook(broken))
+        await eventually(lambda: finished(db, first))
+        v1 = await db.reports.find_one({"version": 1})
+        assert v1 is not None and [r["row"] for r in v1["rejected_rows"]] == [6]
+        # What notify's release gate does with it.
+        await db.reports.update_one({"_id": v1["_id"]}, {"$set": {"status": "needs_attention"}})
+        fixed = [list(rows[4])]  # only the corrected row
+        second = await upload(resources, workbook(fixed))
+        await eventually(lambda: finished(db, second))
+    v2 = await db.reports.find_one({"version": 2})
+    assert v2 is not None
+    assert len(v2["results"]) == 8 and v2["rejected_rows"] == []
+    assert [c["what"] for c in v2["changes"]] == ["Potassium"]
+    assert (await db.reports.find_one({"_id": v1["_id"]}))["status"] == "superseded"  # type: ignore[index]
+
+
+async def test_a_corrected_lis_message_makes_a_new_version_and_a_resent_one_nothing(
+    make_resources: Callable[[str], Resources], db: Database, amqp_url: str
+) -> None:
+    resources = make_resources("ingest")
+    async with create_app(resources):
+        await publish(resources.broker, lis_message())
+        await eventually(lambda: db.reports.find_one({"version": 1}))
+        await publish(resources.broker, lis_message(message_id="LIS-1-again"))
+        corrected = [{"test": "HbA1c", "value": "41", "unit": "mmol/mol", "flag": ""}]
+        await publish(resources.broker, lis_message(message_id="LIS-2", results=corrected))
+        v2 = await eventually(lambda: db.reports.find_one({"version": 2}))
+        await asyncio.sleep(0.3)
+    assert await db.reports.count_documents({}) == 2
+    assert v2["changes"] == [{"what": "HbA1c", "before": "48 mmol/mol (H)", "after": "41 mmol/mol"}]
+    assert (await db.reports.find_one({"version": 1}))["status"] == "superseded"  # type: ignore[index]
+    renders = await drain(amqp_url, "render.report")
+    assert len(renders) == 2
+
+
+async def test_corrections_arriving_together_leave_one_current_version(
+    make_resources: Callable[[str], Resources], db: Database
+) -> None:
+    resources = make_resources("ingest")
+    async with create_app(resources):
+        for n in range(4):
+            value = [{"test": "HbA1c", "value": str(40 + n), "unit": "mmol/mol"}]
+            await publish(resources.broker, lis_message(message_id=f"LIS-{n}", results=value))
+        await eventually(lambda: _count_is(db, 4))
+        await asyncio.sleep(0.5)
+    reports = await db.reports.find().sort("version").to_list()
+    assert [r["version"] for r in reports] == [1, 2, 3, 4]
+    assert [r["status"] for r in reports] == ["superseded"] * 3 + ["received"]
+
+
+async def _count_is(db: Database, n: int) -> bool:
+    return await db.reports.count_documents({}) == n
+
+
+async def test_a_batch_cancelled_before_it_is_read_makes_no_report(
+    make_resources: Callable[[str], Resources], db: Database, amqp_url: str
+) -> None:
+    resources = make_resources("ingest")
+    batch_id = uuid.uuid4().hex
+    file_id = await resources.files.put("x.xlsx", demo_sheet(2), {"kind": "upload"})
+    await db.batches.insert_one(
+        {
+            "_id": batch_id,
+            "lab_id": "lab",
+            "filename": "x.xlsx",
+            "file_id": file_id,
+            "status": "cancelled",
+            "correlation_id": batch_id,
+        }
+    )
+    async with create_app(resources):
+        await publish(
+            resources.broker,
+            IngestBatch(batch_id=batch_id, lab_id="lab", file_id=file_id, correlation_id=batch_id),
+        )
+        await asyncio.sleep(1)
+    assert await db.reports.count_documents({}) == 0
+    assert (await db.batches.find_one({"_id": batch_id}))["status"] == "cancelled"  # type: ignore[index]
+    assert await drain(amqp_url, "render.report") == []
