@@ -13,11 +13,13 @@ from contracts.v1 import IngestBatch
 from services.gateway import logic
 from services.gateway.actions import new_request_id
 from services.gateway.queries import (
+    BatchFilter,
     BatchQueries,
     NotificationQueries,
     OutboxQueries,
     ReportFilter,
     ReportQueries,
+    page_number,
 )
 from services.gateway.web import USER, client_detail, render
 from services.infra.audit import Audit, staff
@@ -74,13 +76,30 @@ class AdminHandlers:
     # --- dashboard and upload ------------------------------------------------------------
 
     async def dashboard(self, request: web.Request) -> web.StreamResponse:
-        batches = await self._batches.recent()
+        filters = BatchFilter.from_query(request.query)
+        page = page_number(request.query) or 1
+        batches, has_next = await self._batches.page(filters, page)
         counts = await self._batches.status_counts([b["_id"] for b in batches])
         rows = [
             {"batch": b, "counts": logic.batch_count_summary(b, counts.get(b["_id"], {}))}
             for b in batches
         ]
-        return render(request, "dashboard.html", {"rows": rows})
+
+        def page_link(number: int) -> str:
+            return "/?" + urlencode({**filters.params(), "page": number})
+
+        return render(
+            request,
+            "dashboard.html",
+            {
+                "rows": rows,
+                "filters": filters,
+                "statuses": logic.BATCH_STATUSES,
+                "page": page,
+                "prev_link": page_link(page - 1) if page > 1 else None,
+                "next_link": page_link(page + 1) if has_next else None,
+            },
+        )
 
     async def upload_form(self, request: web.Request) -> web.StreamResponse:
         return render(request, "upload.html", {"error": ""})
@@ -135,10 +154,7 @@ class AdminHandlers:
 
     async def reports(self, request: web.Request) -> web.StreamResponse:
         filters = ReportFilter.from_query(request.query)
-        try:
-            page = max(1, int(request.query.get("page", "1")))
-        except ValueError:
-            page = 1
+        page = page_number(request.query) or 1
         rows, has_next = await self._reports.page(filters, page)
 
         def page_link(number: int) -> str:

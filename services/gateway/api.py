@@ -21,9 +21,10 @@ from services.gateway.api_models import (
     BatchActionBody,
     BatchActionResult,
     BatchCreated,
+    BatchList,
+    BatchSummary,
     BatchView,
     LeftAlone,
-    NotificationView,
     ReleaseMany,
     ReleaseManyResult,
     ReleaseOutcome,
@@ -36,7 +37,14 @@ from services.gateway.api_models import (
 )
 from services.gateway.batch_actions import BatchActions
 from services.gateway.openapi import Operation, document
-from services.gateway.queries import BatchQueries, NotificationQueries, ReportFilter, ReportQueries
+from services.gateway.queries import (
+    BatchFilter,
+    BatchQueries,
+    NotificationQueries,
+    ReportFilter,
+    ReportQueries,
+    page_number,
+)
 from services.gateway.web import USER, client_detail, json_error
 from services.infra.audit import Audit, staff
 from services.infra.batches import Batches
@@ -111,10 +119,28 @@ class ApiHandlers:
         counts = await self._batches.status_counts([batch_id])
         return ok(BatchView.of(batch, counts[batch_id]))
 
+    async def list_batches(self, request: web.Request) -> web.StreamResponse:
+        page = page_number(request.query)
+        if page is None:
+            return json_error(400, "invalid", "`page` must be a whole number.")
+        batches, more = await self._batches.page(BatchFilter.from_query(request.query), page)
+        counts = await self._batches.status_counts([b["_id"] for b in batches])
+        items = [
+            BatchSummary(
+                id=b["_id"],
+                filename=b["filename"],
+                status=b["status"],
+                uploaded_by=b["uploaded_by"],
+                uploaded_at=b["uploaded_at"],
+                reports=counts[b["_id"]],
+            )
+            for b in batches
+        ]
+        return ok(BatchList(items=items, page=page, next_page=page + 1 if more else None))
+
     async def list_reports(self, request: web.Request) -> web.StreamResponse:
-        try:
-            page = max(1, int(request.query.get("page", "1")))
-        except ValueError:
+        page = page_number(request.query)
+        if page is None:
             return json_error(400, "invalid", "`page` must be a whole number.")
         rows, more = await self._reports.page(ReportFilter.from_query(request.query), page)
         items = [ReportSummary.of(row) for row in rows]
@@ -131,25 +157,8 @@ class ApiHandlers:
         portal_events, _ = await self._audit.portal_events(report["_id"], logic.REPORT_AUDIT_LIMIT)
         notifications = await self._notifications.for_report(report["_id"])
         timeline = logic.timeline(report, notifications, [*staff_events, *portal_events])
-        summary = ReportSummary.of(report).model_dump()
-        view = ReportView.model_validate(
-            {
-                **summary,
-                "results": report.get("results", []),
-                "changes": report.get("changes", []),
-                "comments": report.get("comments", ""),
-                "rejected_rows": report.get("rejected_rows", []),
-                "pdf_sha256": report.get("pdf_sha256"),
-                "hold": report.get("hold"),
-                "release": report.get("release"),
-                "withdrawal": report.get("withdrawal"),
-                "versions": [
-                    ReportSummary.of(v).model_dump() for v in await self._reports.versions(report)
-                ],
-                "timeline": timeline,
-                "notifications": [NotificationView.of(n).model_dump() for n in notifications],
-            }
-        )
+        versions = await self._reports.versions(report)
+        view = ReportView.whole(report, versions, notifications, timeline)
         return ok(view)
 
     async def release(self, request: web.Request) -> web.StreamResponse:
@@ -230,10 +239,13 @@ class ApiHandlers:
 OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/batches", "create_batch", "Upload a results sheet", response=BatchCreated,
               status=202, multipart_file="file", errors=(400,)),
+    Operation("GET", "/batches", "list_batches", "Find batches", response=BatchList,
+              query=("status", "q", "uploaded_by", "page"), errors=(400,)),
     Operation("GET", "/batches/{batch_id}", "get_batch", "A batch: rows, problems, reports",
               response=BatchView, errors=(404,)),
     Operation("GET", "/reports", "list_reports", "Find reports", response=ReportList,
-              query=("patient_id", "phone", "q", "status", "batch_id", "page"), errors=(400,)),
+              query=("patient_id", "phone", "q", "status", "batch_id", "sampled_from",
+                     "sampled_to", "page"), errors=(400,)),
     Operation("GET", "/reports/{report_id}", "get_report", "A report with its versions, "
               "timeline and SMS", response=ReportView, errors=(404,)),
     Operation("POST", "/reports/{report_id}/release", "release", "Release a waiting report",

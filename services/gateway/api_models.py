@@ -69,6 +69,21 @@ class BatchView(ApiModel):
         )
 
 
+class BatchSummary(ApiModel):
+    id: str
+    filename: str
+    status: str
+    uploaded_by: str
+    uploaded_at: datetime
+    reports: dict[str, int] = Field(description="Reports of this batch by status.")
+
+
+class BatchList(ApiModel):
+    items: list[BatchSummary]
+    page: int
+    next_page: int | None
+
+
 class ReportSummary(ApiModel):
     id: str
     version: int
@@ -164,6 +179,31 @@ class ReportView(ReportSummary):
     versions: list[ReportSummary] = Field(description="Every version of this report, oldest first.")
     timeline: list[TimelineEntry]
     notifications: list[NotificationView]
+
+    @classmethod
+    def whole(
+        cls,
+        report: ReportDocument,
+        versions: list[ReportDocument],
+        notifications: list[NotificationDocument],
+        timeline: list[dict[str, Any]],
+    ) -> ReportView:
+        return cls.model_validate(
+            {
+                **ReportSummary.of(report).model_dump(),
+                "results": report.get("results", []),
+                "changes": report.get("changes", []),
+                "comments": report.get("comments", ""),
+                "rejected_rows": report.get("rejected_rows", []),
+                "pdf_sha256": report.get("pdf_sha256"),
+                "hold": report.get("hold"),
+                "release": report.get("release"),
+                "withdrawal": report.get("withdrawal"),
+                "versions": [ReportSummary.of(v).model_dump() for v in versions],
+                "timeline": timeline,
+                "notifications": [NotificationView.of(n).model_dump() for n in notifications],
+            }
+        )
 
 
 class ReportState(ApiModel):

@@ -18,6 +18,7 @@ from services.infra.documents import BatchStatus
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 REPORTS_PAGE_SIZE = 50
+BATCHES_PAGE_SIZE = 50
 REPORT_AUDIT_LIMIT = 100  # audit records of each kind the report page shows (the latest)
 
 # Order in which statuses are shown: the healthy path first, then the side exits.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -17,6 +18,7 @@ from services.infra import documents
 from services.infra.database import Database
 from services.infra.documents import (
     BatchDocument,
+    BatchStatus,
     NotificationDocument,
     OutboxMessage,
     ReportDocument,
@@ -33,19 +35,20 @@ class ReportFilter:
     patient_id: str = ""
     phone: str = ""
     q: str = ""  # part of the patient's name or id, or the LIS accession, in any case
+    sampled_from: str = ""  # sample dates, YYYY-MM-DD, both ends included
+    sampled_to: str = ""
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> ReportFilter:
-        def get(*names: str) -> str:
-            return next((query[n].strip()[:200] for n in names if query.get(n, "").strip()), "")
-
-        status = get("status")
+        status = _get(query, "status")
         return cls(
-            batch_id=get("batch_id", "batch"),
+            batch_id=_get(query, "batch_id", "batch"),
             status=status if status in set(ReportStatus) else "",
-            patient_id=get("patient_id"),
-            phone=re.sub(r"[\s().-]", "", get("phone")),
-            q=get("q"),
+            patient_id=_get(query, "patient_id"),
+            phone=re.sub(r"[\s().-]", "", _get(query, "phone")),
+            q=_get(query, "q"),
+            sampled_from=_iso_date(_get(query, "sampled_from")),
+            sampled_to=_iso_date(_get(query, "sampled_to")),
         )
 
     def mongo(self) -> dict[str, Any]:
@@ -59,17 +62,78 @@ class ReportFilter:
         if self.phone:
             query["patient.phone"] = self.phone
         if self.q:
-            pattern = {"$regex": re.escape(self.q), "$options": "i"}
+            pattern = _contains(self.q)
             query["$or"] = [
                 {"patient.name": pattern},
                 {"patient.patient_id": pattern},
                 {"source.accession": pattern},
             ]
+        if self.sampled_from or self.sampled_to:
+            # ISO dates compare as text.
+            query["sample_date"] = {
+                **({"$gte": self.sampled_from} if self.sampled_from else {}),
+                **({"$lte": self.sampled_to} if self.sampled_to else {}),
+            }
         return query
 
     def params(self) -> dict[str, str]:
         """The filters set, for links that keep them (next page)."""
         return {k: v for k, v in vars(self).items() if v}
+
+
+@dataclass(frozen=True)
+class BatchFilter:
+    """What the batch list and `GET /api/v1/batches` filter on; empty means any."""
+
+    status: str = ""
+    q: str = ""  # part of the file name, in any case
+    uploaded_by: str = ""
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> BatchFilter:
+        status = _get(query, "status")
+        return cls(
+            status=status if status in set(BatchStatus) else "",
+            q=_get(query, "q"),
+            uploaded_by=_get(query, "uploaded_by"),
+        )
+
+    def mongo(self) -> dict[str, Any]:
+        query: dict[str, Any] = {}
+        if self.status:
+            query["status"] = self.status
+        if self.q:
+            query["filename"] = _contains(self.q)
+        if self.uploaded_by:
+            query["uploaded_by"] = self.uploaded_by
+        return query
+
+    def params(self) -> dict[str, str]:
+        return {k: v for k, v in vars(self).items() if v}
+
+
+def _get(query: Mapping[str, str], *names: str) -> str:
+    return next((query[n].strip()[:200] for n in names if query.get(n, "").strip()), "")
+
+
+def _contains(text: str) -> dict[str, str]:
+    """Text anywhere in a field, any case: what staff type is never a pattern."""
+    return {"$regex": re.escape(text), "$options": "i"}
+
+
+def _iso_date(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat() if text else ""
+    except ValueError:
+        return ""
+
+
+def page_number(query: Mapping[str, str]) -> int | None:
+    """The `page` asked for (1 when none); None when it is not a whole number."""
+    try:
+        return max(1, int(query.get("page", "1")))
+    except ValueError:
+        return None
 
 
 class BatchQueries:
@@ -81,9 +145,17 @@ class BatchQueries:
     async def get(self, batch_id: str) -> BatchDocument | None:
         return await self._batches.find_one({"_id": batch_id})
 
-    async def recent(self, limit: int = 100) -> list[BatchDocument]:
-        cursor = self._batches.find().sort("uploaded_at", DESCENDING).limit(limit)
-        return await cursor.to_list()
+    async def page(self, filters: BatchFilter, page: int) -> tuple[list[BatchDocument], bool]:
+        """One page of batches (newest first) and whether there is a next page."""
+        size = logic.BATCHES_PAGE_SIZE
+        cursor = (
+            self._batches.find(filters.mongo())
+            .sort([("uploaded_at", DESCENDING), ("_id", ASCENDING)])
+            .skip((page - 1) * size)
+            .limit(size + 1)
+        )
+        rows = await cursor.to_list()
+        return rows[:size], len(rows) > size
 
     async def status_counts(self, batch_ids: list[str]) -> dict[str, dict[str, int]]:
         """Reports per status for each batch: {batch_id: {status: count}}."""

@@ -55,12 +55,14 @@ class SheetSource(TypedDict):
     kind: Literal["sheet"]
     batch_id: str
     rows: list[int]  # sheet row numbers
+    at: NotRequired[datetime]  # when the sheet was uploaded: a later upload wins
 
 
 class LisSource(TypedDict):
     kind: Literal["lis"]
     message_id: str
     accession: str
+    at: NotRequired[datetime]  # when the LIS made the message: a later message wins
 
 
 class PatientFields(TypedDict):

@@ -55,11 +55,15 @@ class IngestHandlers:
                 "batch_id": message.batch_id,
                 "rows": draft.rows,
             }
+            if batch.get("uploaded_at"):
+                source["at"] = batch["uploaded_at"]
             kind, report = await self._store_draft(
                 draft, message.lab_id, message.correlation_id, source
             )
-            if kind is Arrival.SAME:
-                duplicates.append(logic.duplicate_entry(draft, report))
+            if kind in (Arrival.SAME, Arrival.OUTDATED):
+                duplicates.append(
+                    logic.duplicate_entry(draft, report, outdated=kind is Arrival.OUTDATED)
+                )
                 continue
             created.append(report)  # possibly from an earlier delivery of this message
             if kind is Arrival.CORRECTION:
@@ -112,12 +116,13 @@ class IngestHandlers:
             "kind": "lis",
             "message_id": message.message_id,
             "accession": message.accession,
+            "at": message.created_at,
         }
         kind, report = await self._store_draft(
             draft, message.lab_id, message.correlation_id, source
         )
-        if kind is Arrival.SAME:
-            log.info("lis_result.duplicate", report_id=report["_id"])
+        if kind in (Arrival.SAME, Arrival.OUTDATED):
+            log.info("lis_result.not_used", report_id=report["_id"], arrival=kind.name.lower())
             return
         if kind is Arrival.CORRECTION:
             log.info("lis_result.correction", report_id=report["_id"], version=report["version"])
@@ -148,7 +153,7 @@ class IngestHandlers:
                 await self._reports.supersede_older(latest)
                 return kind, latest
             kind, wanted = versions.arrival(latest, document)
-            if kind is Arrival.SAME:
+            if kind in (Arrival.SAME, Arrival.OUTDATED):
                 return kind, wanted
             stored = await self._reports.create(wanted)
             if stored["_id"] == wanted["_id"]:

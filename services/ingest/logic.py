@@ -178,17 +178,23 @@ def parse_row(
     return patient, sample_date, result
 
 
-def duplicate_entry(draft: ReportDraft, existing: Mapping[str, Any]) -> DuplicateEntry:
-    """How the batch page lists rows whose patient and sample were reported before."""
+def duplicate_entry(
+    draft: ReportDraft, existing: Mapping[str, Any], *, outdated: bool = False
+) -> DuplicateEntry:
+    """How the batch page lists rows whose patient and sample were reported before (or
+    reported from a newer upload or message than this one)."""
     rows = draft.rows
     shown = str(rows[0]) if len(rows) == 1 else f"{rows[0]}–{rows[-1]}"
     source = existing.get("source") or {}
     where = f"batch {source['batch_id']}" if source.get("batch_id") else "an LIS message"
-    return {
-        "row": shown,
-        "reason": f"{draft.patient.patient_id}, sample {draft.sample_date.isoformat()}: "
-        f"already reported from {where}; not used again",
-    }
+    what = f"{draft.patient.patient_id}, sample {draft.sample_date.isoformat()}"
+    if outdated:
+        return {
+            "row": shown,
+            "reason": f"{what}: a newer upload or message ({where}) made the current version; "
+            "not used",
+        }
+    return {"row": shown, "reason": f"{what}: already reported from {where}; not used again"}
 
 
 def sheet_source_key(patient_id: str, sample_date: date) -> str:

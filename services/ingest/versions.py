@@ -22,6 +22,7 @@ PATIENT_FIELDS = ("name", "date_of_birth", "sex", "phone")
 class Arrival(Enum):
     NEW = auto()  # the first version of this source
     SAME = auto()  # what the latest version already says: nothing to do
+    OUTDATED = auto()  # older than what made the latest version (arrived late): not used
     CORRECTION = auto()  # a new version replaces the latest
 
 
@@ -93,6 +94,9 @@ def arrival(latest: ReportDocument | None, draft: ReportDocument) -> tuple[Arriv
     the document to store when it is new or a correction."""
     if latest is None:
         return Arrival.NEW, draft
+    made, latest_made = draft["source"].get("at"), latest["source"].get("at")
+    if made is not None and latest_made is not None and made < latest_made:
+        return Arrival.OUTDATED, latest
     if latest["status"] == ReportStatus.NEEDS_ATTENTION:
         draft = {**draft, "results": completed(latest, draft["results"])}
     if same_content(latest, draft):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.ingest import versions
@@ -77,3 +78,14 @@ def test_a_redelivery_is_the_same_source_another_upload_is_not() -> None:
     assert versions.same_source(lis, {**lis})
     assert not versions.same_source(lis, {**lis, "message_id": "m2"})
     assert not versions.same_source(sheet, lis)
+
+
+def test_a_source_older_than_the_latest_versions_arrives_outdated_and_is_not_used() -> None:
+    newer = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    latest = doc(source={"kind": "lis", "message_id": "m2", "accession": "A", "at": newer})
+    late = doc(
+        results=[SODIUM],
+        source={"kind": "lis", "message_id": "m1", "accession": "A", "at": newer - timedelta(1)},
+    )
+    kind, kept = versions.arrival(latest, late)
+    assert kind is Arrival.OUTDATED and kept is latest

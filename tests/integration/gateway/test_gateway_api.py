@@ -407,3 +407,46 @@ async def test_a_batchs_held_reports_are_released_together(
     assert first == {"done": [held["_id"]], "left": []}  # incomplete ones need a reason
     second = await (await api.post(url, json={"reason": "checked by phone"})).json()
     assert second == {"done": [gap["_id"]], "left": []}
+
+
+async def test_batches_are_listed_newest_first_and_filtered(
+    api: TestClient[Any, Any], db: Database
+) -> None:
+    now = utcnow()
+    for n, (name, status) in enumerate(
+        [("monday.xlsx", "ingested"), ("tuesday.xlsx", "failed"), ("wed.csv", "ingested")]
+    ):
+        await db.batches.insert_one(
+            {
+                "_id": f"batch-{n}",
+                "lab_id": "demo-lab",
+                "filename": name,
+                "status": status,
+                "uploaded_by": "ann" if n else "bob",
+                "uploaded_at": now + timedelta(minutes=n),
+            }
+        )
+
+    async def ids(query: str) -> list[str]:
+        body = await (await api.get(f"{PREFIX}/batches?{query}")).json()
+        return [item["id"] for item in body["items"]]
+
+    assert await ids("") == ["batch-2", "batch-1", "batch-0"]
+    assert await ids("status=ingested") == ["batch-2", "batch-0"]
+    assert await ids("q=XLSX") == ["batch-1", "batch-0"]
+    assert await ids("uploaded_by=bob") == ["batch-0"]
+    assert (await api.get(f"{PREFIX}/batches?page=two")).status == 400
+
+
+async def test_reports_are_found_by_sample_date_range(
+    api: TestClient[Any, Any], db: Database
+) -> None:
+    dates = ["2026-03-01", "2026-03-05", "2026-03-09"]
+    reports = [report_document(sample_date=d) for d in dates]
+    await db.reports.insert_many(reports)
+    body = await (
+        await api.get(f"{PREFIX}/reports?sampled_from=2026-03-02&sampled_to=2026-03-09")
+    ).json()
+    assert sorted(i["sample_date"] for i in body["items"]) == ["2026-03-05", "2026-03-09"]
+    nonsense = await (await api.get(f"{PREFIX}/reports?sampled_from=yesterday")).json()
+    assert len(nonsense["items"]) == 3  # a date that is no date filters nothing
