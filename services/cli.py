@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from services import cli_staff
+
 
 def export_contracts(directory: Path) -> None:
     from contracts.schema import asyncapi, json_schemas
@@ -105,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     token_list = tokens_commands.add_parser("list", help="list tokens (never the tokens)")
     token_list.add_argument("username", nargs="?")
 
+    cli_staff.add_commands(commands)
+
     run = commands.add_parser("run", help="run everything on this machine, with a demo batch")
     run.add_argument("--var", type=Path, default=Path("var"), help="data and logs folder")
     run.add_argument("--no-demo", action="store_true", help="do not upload the demo batch")
@@ -119,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "tokens":
         subject = getattr(args, "username", None) or getattr(args, "token_id", None)
         manage_tokens(args.action, subject, getattr(args, "name", ""))
+    elif args.command in ("reports", "batches", "release-rules"):
+        cli_staff.run(args)
     elif args.command == "run":
         try:
             from devtools.devstack import run_everything

@@ -11,6 +11,7 @@ from pymongo import MongoClient
 
 from services.cli import main
 from services.infra.settings import Settings, get_settings
+from tests.support import report_document
 
 
 def test_users_create_stores_only_an_argon2id_hash(
@@ -76,3 +77,47 @@ def test_tokens_create_prints_a_token_once_and_stores_only_its_hash(
     assert stored is not None and created["token"] not in str(stored)
     assert stored["revoked_at"] is not None
     assert "User 'nobody' does not exist" in str(unknown.value.code)
+
+
+def test_operators_release_withdraw_and_cancel_from_the_command_line(
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    amqp_url: str,
+    empty_queues: None,
+) -> None:
+    monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
+    monkeypatch.setenv("RESULTFLOW_MONGODB_DATABASE", settings.mongodb_database)
+    monkeypatch.setenv("AMQP_URL", amqp_url)
+    held = report_document(status="held")
+    sent = report_document(status="notified", batch_id="b-1", patient={"patient_id": "P-2"})
+    waiting = report_document(status="received", batch_id="b-1", patient={"patient_id": "P-3"})
+    with MongoClient[dict[str, Any]](settings.mongodb_uri) as client:
+        client[settings.mongodb_database].reports.insert_many([held, sent, waiting])
+        client[settings.mongodb_database].batches.insert_one(
+            {"_id": "b-1", "status": "ingested", "filename": "x.xlsx"}
+        )
+    get_settings.cache_clear()
+    try:
+        main(["reports", "release", held["_id"], "--reason", "phoned", "--as", "ann"])
+        released = json.loads(capsys.readouterr().out)
+        with pytest.raises(SystemExit) as refused:
+            main(["reports", "withdraw", held["_id"], "--as", "ann"])
+        main(["batches", "cancel", "b-1", "--reason", "wrong file", "--as", "ann"])
+        cancelled = json.loads(capsys.readouterr().out)
+    finally:
+        get_settings.cache_clear()
+    with MongoClient[dict[str, Any]](settings.mongodb_uri) as client:
+        audit = client[settings.mongodb_database].audit.find_one({"action": "report.released"})
+        statuses = {r["_id"]: r["status"] for r in client[settings.mongodb_database].reports.find()}
+        client.drop_database(settings.mongodb_database)
+    assert released == {"id": held["_id"], "version": 1, "status": "released"}
+    assert "Say why the report is withdrawn." in str(refused.value.code)
+    assert cancelled["done"] == [waiting["_id"]]
+    assert cancelled["left"] == [{"id": sent["_id"], "detail": "already sent (notified)"}]
+    assert statuses == {
+        held["_id"]: "released",
+        sent["_id"]: "notified",
+        waiting["_id"]: "withdrawn",
+    }
+    assert audit is not None and audit["actor"] == "admin:ann" and audit["detail"]["via"] == "cli"

@@ -1,0 +1,132 @@
+"""Staff actions for operators: `resultflow reports | batches | release-rules ...`.
+
+The same actions as the dashboard's forms and the admin API (`services.gateway.actions`),
+run against the system's MongoDB and RabbitMQ, audited under the name given with `--as`.
+Each prints one JSON object per report or batch it acted on; a refusal exits non-zero with
+the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPORT_ACTIONS = ("release", "withdraw", "retry", "resend", "reissue-link")
+BATCH_ACTIONS = ("retry-failed", "release-held", "cancel")
+
+
+def add_commands(commands: Any) -> None:
+    who = argparse.ArgumentParser(add_help=False)
+    who.add_argument(
+        "--as",
+        dest="as_user",
+        default=f"{getpass.getuser()}@cli",
+        help="who is acting, for the audit trail (default: USER@cli)",
+    )
+    reports = commands.add_parser("reports", help="act on reports (as in the dashboard)")
+    report_actions = reports.add_subparsers(dest="action", required=True)
+    for action in REPORT_ACTIONS:
+        command = report_actions.add_parser(action, parents=[who], help=f"{action} reports")
+        command.add_argument("ids", nargs="+", metavar="REPORT_ID")
+        command.add_argument("--reason", default="")
+        if action in ("resend", "reissue-link"):
+            command.add_argument("--phone", default="", help="a corrected mobile number")
+            command.add_argument("--request-id", default="", help="asking again sends no more")
+    batches = commands.add_parser("batches", help="act on a whole batch")
+    batch_actions = batches.add_subparsers(dest="action", required=True)
+    for action in BATCH_ACTIONS:
+        command = batch_actions.add_parser(action, parents=[who], help=f"{action} a batch")
+        command.add_argument("batch_id")
+        command.add_argument("--reason", default="")
+    rules = commands.add_parser("release-rules", help="the lab's release rules")
+    rule_actions = rules.add_subparsers(dest="action", required=True)
+    rule_actions.add_parser("show", help="print them as JSON")
+    put = rule_actions.add_parser("set", parents=[who], help="replace them from a JSON file")
+    put.add_argument("file", type=Path)
+
+
+def run(args: argparse.Namespace) -> None:
+    from pydantic import ValidationError
+
+    from services.gateway.actions import ActionRefused
+
+    try:
+        asyncio.run(_run(args))
+    except ActionRefused as refused:
+        sys.exit(f"resultflow: {refused.reason}")
+    except ValidationError as error:
+        sys.exit(f"resultflow: {error}")
+
+
+async def _run(args: argparse.Namespace) -> None:
+    from services.gateway.actions import StaffActions
+    from services.gateway.batch_actions import BatchActions
+    from services.infra.logging import configure_logging
+    from services.infra.release_rules import ReleaseRules, ReleaseRuleStore
+    from services.infra.service import Resources
+
+    resources = Resources.create("cli")
+    configure_logging("cli", logging.WARNING)  # stdout is for the results
+    await resources.start()
+    try:
+        actions = StaffActions(resources)
+        client = {"via": "cli"}
+        if args.command == "reports":
+            for report_id in args.ids:
+                report = await _report_action(actions, args, report_id, client)
+                _print(
+                    {"id": report["_id"], "version": report["version"], "status": report["status"]}
+                )
+        elif args.command == "batches":
+            batches = BatchActions(resources)
+            if args.action == "retry-failed":
+                outcome = await batches.retry_failed(args.batch_id, args.as_user, client)
+            elif args.action == "release-held":
+                outcome = await batches.release_held(
+                    args.batch_id, args.as_user, args.reason, client
+                )
+            else:
+                outcome = await batches.cancel(args.batch_id, args.as_user, args.reason, client)
+            left = [{"id": report_id, "detail": why} for report_id, why in outcome.left]
+            _print({"batch_id": args.batch_id, "done": outcome.done, "left": left})
+        elif args.action == "show":
+            rules = await ReleaseRuleStore(resources.db).get(resources.settings.lab_id)
+            _print(rules.model_dump(mode="json"))
+        else:
+            rules = ReleaseRules.model_validate_json(args.file.read_bytes())
+            updated_at = await actions.save_release_rules(rules, args.as_user, client)
+            _print({"rules": len(rules.rules), "updated_at": updated_at.isoformat()})
+    finally:
+        await resources.broker.stop()
+        await resources.close()
+
+
+async def _report_action(
+    actions: Any, args: argparse.Namespace, report_id: str, client: dict[str, Any]
+) -> Any:
+    who = args.as_user
+    if args.action == "release":
+        return await actions.release(report_id, who, args.reason, client)
+    if args.action == "withdraw":
+        return await actions.withdraw(report_id, who, args.reason, client)
+    if args.action == "retry":
+        return await actions.retry(report_id, who, client)
+    return await actions.text_again(
+        report_id,
+        who,
+        client,
+        request_id=args.request_id or uuid.uuid4().hex,
+        phone=args.phone,
+        why="resend" if args.action == "resend" else "link_reissued",
+    )
+
+
+def _print(value: dict[str, Any]) -> None:
+    print(json.dumps(value, default=str))
