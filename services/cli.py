@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib.util
 import json
 import os
 import sys
@@ -126,10 +127,10 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command in ("reports", "batches", "release-rules"):
         cli_staff.run(args)
     elif args.command == "run":
-        try:
-            from devtools.devstack import run_everything
-        except ModuleNotFoundError:
+        if importlib.util.find_spec("devtools") is None:
             sys.exit("resultflow: `run` needs the development tools of a source checkout")
+        from devtools.devstack import run_everything
+
         run_everything(args.var, demo=not args.no_demo)
     elif args.command == "gateway":
         from services.gateway.main import main as gateway_main

@@ -16,6 +16,14 @@ from services.infra.documents import (
 
 
 class ApiModel(BaseModel):
+    """An answer: built from stored documents, whose other fields it leaves out."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class RequestModel(BaseModel):
+    """A request body: a field it does not know is a mistake worth naming."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -128,6 +136,7 @@ class HoldView(ApiModel):
     until: datetime | None
     reason: str
     rule: int | None = Field(description="Index of the release rule that held it; null: a default.")
+    at: datetime = Field(description="When it was held.")
 
 
 class StaffActionView(ApiModel):
@@ -216,7 +225,7 @@ class ReportState(ApiModel):
         return cls(id=report["_id"], version=report.get("version", 1), status=report["status"])
 
 
-class ActionBody(ApiModel):
+class ActionBody(RequestModel):
     reason: str = Field(
         "",
         max_length=500,
@@ -224,7 +233,7 @@ class ActionBody(ApiModel):
     )
 
 
-class TextAgainBody(ApiModel):
+class TextAgainBody(RequestModel):
     request_id: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9_-]{8,64}$",
@@ -234,7 +243,7 @@ class TextAgainBody(ApiModel):
     phone: str = Field("", max_length=40, description="A corrected mobile number (optional).")
 
 
-class BatchActionBody(ApiModel):
+class BatchActionBody(RequestModel):
     reason: str = Field(
         "",
         max_length=500,
@@ -253,7 +262,7 @@ class BatchActionResult(ApiModel):
     left: list[LeftAlone] = Field(description="Reports left as they were, and why.")
 
 
-class ReleaseMany(ApiModel):
+class ReleaseMany(RequestModel):
     ids: list[str] = Field(min_length=1, max_length=500)
     reason: str = Field("", max_length=500)
 

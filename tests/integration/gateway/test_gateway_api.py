@@ -138,7 +138,8 @@ async def test_reports_are_found_by_patient_phone_name_and_status(
 async def test_a_report_reads_with_its_versions_timeline_and_sms(
     api: TestClient[Any, Any], db: Database
 ) -> None:
-    report = await waiting_report(db, "held")
+    hold = {"action": "review", "until": None, "reason": "critical", "rule": None, "at": utcnow()}
+    report = await waiting_report(db, "held", hold=hold)
     response = await api.get(f"{PREFIX}/reports/{report['_id']}")
     assert response.status == 200
     view = await response.json()
@@ -151,6 +152,7 @@ async def test_a_report_reads_with_its_versions_timeline_and_sms(
         ("api.report_read", "admin:admin"),
     ]
     assert view["notifications"] == []
+    assert (view["hold"]["action"], view["hold"]["reason"]) == ("review", "critical")
     assert "access" not in view and "token_hash" not in str(view)
     assert (await api.get(f"{PREFIX}/reports/nope")).status == 404
 

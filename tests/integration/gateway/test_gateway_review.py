@@ -209,3 +209,39 @@ async def test_a_double_clicked_resend_asks_for_one_sms(
         assert statuses == [200, 200]  # each followed its redirect back to the report
     commands = await drain(amqp_url, "notify.patient")
     assert {c["request_id"] for c in commands} == {request_id}
+
+
+async def test_staff_find_reports_and_batches_with_the_list_filters(
+    base_url: str, db: Database
+) -> None:
+    ada = report_document(patient={"patient_id": "P-ADA", "name": "Ada Okafor"})
+    old = report_document(
+        patient={"patient_id": "P-OLD", "name": "Ada Okafor"}, sample_date="2025-01-05"
+    )
+    ben = report_document(patient={"patient_id": "P-BEN", "name": "Ben Lindqvist"})
+    await db.reports.insert_many([ada, old, ben])
+    for n, name in enumerate(["monday.xlsx", "tuesday.csv"]):
+        await db.batches.insert_one(
+            {
+                "_id": f"batch-{n}",
+                "lab_id": "demo-lab",
+                "filename": name,
+                "status": "ingested",
+                "uploaded_by": "admin",
+                "uploaded_at": ada["created_at"],
+            }
+        )
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await signed_in(page, base_url)
+        await page.get_by_label("File name").fill("TUES")
+        await page.click("text=Filter")
+        assert "tuesday.csv" in await page.inner_text("main")
+        assert "monday.xlsx" not in await page.inner_text("main")
+
+        await page.goto(f"{base_url}/reports")
+        await page.get_by_label("Name, patient id or accession").fill("okafor")
+        await page.get_by_label("Sampled from").fill("2026-01-01")
+        await page.click("text=Filter")
+        table = await page.inner_text("table")
+        assert "P-ADA" in table and "P-OLD" not in table and "P-BEN" not in table

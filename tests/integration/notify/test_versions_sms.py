@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
-from contracts.v1 import NotifyPatient
+from contracts.v1 import NotifyPatient, utcnow
 from services.infra.broker import publish
 from services.infra.database import Database
 from services.infra.service import Resources
@@ -126,3 +127,35 @@ async def test_a_request_for_a_report_withdrawn_meanwhile_sends_nothing(
         await asyncio.sleep(1)
     assert await db.outbox.count_documents({}) == 0
     assert await db.notifications.count_documents({}) == 0
+
+
+async def test_a_resend_whose_worker_died_mid_send_is_never_sent_again(
+    make_resources: Callable[[str], Resources], db: Database
+) -> None:
+    report = report_document(status="notified", pdf_file_id="0" * 24)
+    await db.reports.insert_one(report)
+    long_ago = utcnow() - timedelta(hours=1)
+    # The worker that took this request was killed while it talked to the provider.
+    await db.notifications.insert_one(
+        {
+            "_id": "n-dead",
+            "report_id": report["_id"],
+            "version": 1,
+            "purpose": "request:req-killed",
+            "to": report["patient"]["phone"],
+            "provider": "outbox",
+            "status": "sending",
+            "attempts": 1,
+            "heartbeat_at": long_ago,
+            "created_at": long_ago,
+        }
+    )
+    resources = make_resources("notify")
+    async with create_app(resources):
+        await publish(resources.broker, again(report, "req-killed"))  # the redelivery
+        failed = await eventually(
+            lambda: db.reports.find_one({"_id": report["_id"], "status": "failed"})
+        )
+    assert "outcome unknown" in failed["failure_reason"]
+    assert await db.outbox.count_documents({}) == 0
+    assert (await db.notifications.find_one({"_id": "n-dead"}))["status"] == "unknown"  # type: ignore[index]
