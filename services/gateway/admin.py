@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 
 from contracts.v1 import IngestBatch
-from services.gateway import logic
+from services.gateway import logic, timeline
 from services.gateway.actions import new_request_id
 from services.gateway.queries import (
     BatchFilter,
@@ -187,7 +187,7 @@ class AdminHandlers:
         await self._audit.write(
             staff(request[USER]), "admin.report_opened", report["_id"], client_detail(request)
         )
-        source = logic.report_source(report)
+        source = timeline.report_source(report)
         batch = await self._batches.get(source["batch_id"]) if source["batch_id"] else None
         limit = logic.REPORT_AUDIT_LIMIT
         portal, portal_more = await self._audit.portal_events(report["_id"], limit)
@@ -201,13 +201,13 @@ class AdminHandlers:
                 "patient": report.get("patient") or {},
                 "source": source,
                 "batch_name": batch["filename"] if batch else source["batch_id"],
-                "timeline": logic.timeline(report, notifications, [*portal, *staff_access]),
+                "timeline": timeline.timeline(report, notifications, [*portal, *staff_access]),
                 "versions": await self._reports.versions(report),
                 "request_id": new_request_id(),
                 "notifications": notifications,
-                "portal_events": logic.audit_rows(portal),
+                "portal_events": timeline.audit_rows(portal),
                 "portal_more": portal_more,
-                "staff_events": logic.audit_rows(staff_access),
+                "staff_events": timeline.audit_rows(staff_access),
                 "staff_more": staff_more,
                 "audit_limit": logic.REPORT_AUDIT_LIMIT,
             },

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from services.gateway import logic
+from services.gateway import logic, timeline
 from services.gateway.actions import ActionRefused, StaffActions, new_request_id
 from services.gateway.admin import start_batch
 from services.gateway.api_models import (
@@ -156,9 +156,9 @@ class ApiHandlers:
         staff_events, _ = await self._audit.staff_events(report["_id"], logic.REPORT_AUDIT_LIMIT)
         portal_events, _ = await self._audit.portal_events(report["_id"], logic.REPORT_AUDIT_LIMIT)
         notifications = await self._notifications.for_report(report["_id"])
-        timeline = logic.timeline(report, notifications, [*staff_events, *portal_events])
+        story = timeline.timeline(report, notifications, [*staff_events, *portal_events])
         versions = await self._reports.versions(report)
-        view = ReportView.whole(report, versions, notifications, timeline)
+        view = ReportView.whole(report, versions, notifications, story)
         return ok(view)
 
     async def release(self, request: web.Request) -> web.StreamResponse:

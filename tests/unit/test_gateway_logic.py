@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.gateway import accounts_logic, logic, portal_logic, review_logic
+from services.gateway import accounts_logic, logic, portal_logic, review_logic, timeline
 from services.gateway.portal_logic import LinkState
 from services.gateway.queries import ReportFilter
 from services.infra.tokens import new_token, token_hash
@@ -192,26 +192,26 @@ def test_a_report_timeline_is_oldest_first_whatever_order_it_was_stored_in() -> 
         {"status": "failed", "at": NOW + timedelta(seconds=9), "reason": "converter timed out"},
         "not an entry",
     ]
-    assert logic.report_timeline(history) == [
+    assert timeline.report_timeline(history) == [
         {"status": "received", "at": NOW, "reason": ""},
         {"status": "rendered", "at": NOW + timedelta(seconds=5), "reason": ""},
         {"status": "failed", "at": NOW + timedelta(seconds=9), "reason": "converter timed out"},
     ]
-    assert logic.report_timeline(None) == []
+    assert timeline.report_timeline(None) == []
 
 
 def test_a_report_timeline_puts_an_entry_without_a_time_first_and_reads_no_zone_as_utc() -> None:
     naive = datetime(2026, 3, 2, 12, 0)  # a document written without a zone
-    timeline = logic.report_timeline(
+    entries = timeline.report_timeline(
         [{"status": "rendered", "at": naive}, {"status": "received", "at": None}]
     )
-    assert [entry["status"] for entry in timeline] == ["received", "rendered"]
-    assert timeline[1]["at"] == NOW
+    assert [entry["status"] for entry in entries] == ["received", "rendered"]
+    assert entries[1]["at"] == NOW
 
 
 def test_a_report_source_says_sheet_rows_and_batch_or_lis_message_and_accession() -> None:
     sheet = {"batch_id": "b1", "source": {"kind": "sheet", "batch_id": "b1", "rows": [2, 3]}}
-    assert logic.report_source(sheet) == {
+    assert timeline.report_source(sheet) == {
         "kind": "sheet",
         "batch_id": "b1",
         "rows": "2, 3",
@@ -219,14 +219,14 @@ def test_a_report_source_says_sheet_rows_and_batch_or_lis_message_and_accession(
         "accession": "",
     }
     lis = {"source": {"kind": "lis", "message_id": "M1", "accession": "A1"}}
-    assert logic.report_source(lis) == {
+    assert timeline.report_source(lis) == {
         "kind": "lis",
         "batch_id": "",
         "rows": "",
         "message_id": "M1",
         "accession": "A1",
     }
-    assert logic.report_source({})["kind"] == ""
+    assert timeline.report_source({})["kind"] == ""
 
 
 def test_audit_rows_show_time_actor_action_and_client_but_no_other_detail() -> None:
@@ -236,7 +236,7 @@ def test_audit_rows_show_time_actor_action_and_client_but_no_other_detail() -> N
         "action": "portal.opened",
         "detail": {"ip": "203.0.113.7", "user_agent": "Phone/1", "token": "secret"},
     }
-    assert logic.audit_rows([record, {"action": "report.viewed"}]) == [
+    assert timeline.audit_rows([record, {"action": "report.viewed"}]) == [
         {
             "at": NOW,
             "actor": "patient",
@@ -291,7 +291,7 @@ def test_the_timeline_tells_the_whole_story_in_time_order() -> None:
             "detail": {"reason": "phoned"},
         }
     ]
-    assert [(e["what"], e["by"], e["reason"]) for e in logic.timeline(report, sms, audit)] == [
+    assert [(e["what"], e["by"], e["reason"]) for e in timeline.timeline(report, sms, audit)] == [
         (
             "source",
             "",
