@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO, cast
 
 import structlog
 
@@ -17,6 +18,18 @@ _FOREIGN_CHAIN: list[structlog.typing.Processor] = [
 ]
 
 
+class _Stdout:
+    """Whatever `sys.stdout` is when a line is written, not when logging was configured: a
+    process (or a test) that swaps stdout later must not leave logging writing to a closed
+    file."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 def configure_logging(service: str, level: int = logging.INFO) -> None:
     structlog.configure(
         processors=[
@@ -27,10 +40,10 @@ def configure_logging(service: str, level: int = logging.INFO) -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stdout())),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(_Stdout())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_FOREIGN_CHAIN,
