@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from services import cli_staff
+from services.gateway.permissions import Role
 
 
 def export_contracts(directory: Path) -> None:
@@ -24,30 +25,49 @@ def export_contracts(directory: Path) -> None:
     print(f"wrote {len(json_schemas())} JSON Schemas and asyncapi.json to {directory}")
 
 
-def create_user(username: str, password_stdin: bool) -> None:
-    from services.gateway.accounts_store import UserError
+def manage_users(args: argparse.Namespace) -> None:
+    """`resultflow users create NAME [--role R] | set-role NAME R | disable NAME | enable NAME`;
+    every change is audited (actor `cli:<os user>`)."""
+    from services.gateway.accounts_store import UserError, Users
     from services.gateway.accounts_store import create_user as store_user
+    from services.infra.audit import Audit
     from services.infra.database import connect, ensure_indexes
     from services.infra.settings import get_settings
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = os.environ.get("RESULTFLOW_ADMIN_PASSWORD") or getpass.getpass("Password: ")
+    password = ""
+    if args.action == "create":
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = os.environ.get("RESULTFLOW_ADMIN_PASSWORD") or getpass.getpass("Password: ")
 
-    async def run() -> None:
+    async def run() -> str:
         client, db = connect(get_settings())
         try:
             await ensure_indexes(db)
-            await store_user(db, username, password)
+            users, name = Users(db), args.username
+            if args.action == "create":
+                await store_user(db, name, password, args.role)
+                done, detail = f"created {args.role} user {name}", {"role": args.role}
+            elif args.action == "set-role":
+                await users.set_role(name, args.role)
+                done, detail = f"{name} is now {args.role}", {"role": args.role}
+            else:
+                await users.set_disabled(name, args.action == "disable")
+                done, detail = f"{args.action}d user {name}", {}
+            action = {"create": "user.created", "set-role": "user.role_changed"}.get(
+                args.action, f"user.{args.action}d"
+            )
+            actor = f"cli:{getpass.getuser()}"
+            await Audit(db).write(actor, action, None, {"username": name, **detail})
+            return done
         finally:
             await client.close()
 
     try:
-        asyncio.run(run())
+        print(asyncio.run(run()))
     except UserError as error:
         sys.exit(f"resultflow: {error}")
-    print(f"created admin user {username}")
 
 
 def manage_tokens(action: str, subject: str | None, name: str) -> None:
@@ -90,13 +110,20 @@ def main(argv: list[str] | None = None) -> None:
     export = contracts_commands.add_parser("export", help="write JSON Schemas and AsyncAPI")
     export.add_argument("directory", type=Path)
 
-    users = commands.add_parser("users", help="admin users")
+    roles = [role.value for role in Role]
+    users = commands.add_parser("users", help="staff users and their roles")
     users_commands = users.add_subparsers(dest="action", required=True)
-    create = users_commands.add_parser("create", help="create an admin user")
+    create = users_commands.add_parser("create", help="create a user")
     create.add_argument("username")
+    create.add_argument("--role", choices=roles, default="admin", help="default: admin")
     create.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
+    set_role = users_commands.add_parser("set-role", help="change a user's role")
+    set_role.add_argument("username")
+    set_role.add_argument("role", choices=roles)
+    for verb in ("disable", "enable"):
+        users_commands.add_parser(verb, help=f"{verb} a user").add_argument("username")
 
     tokens = commands.add_parser("tokens", help="bearer tokens for the admin API")
     tokens_commands = tokens.add_subparsers(dest="action", required=True)
@@ -120,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "contracts":
         export_contracts(args.directory)
     elif args.command == "users":
-        create_user(args.username, args.password_stdin)
+        manage_users(args)
     elif args.command == "tokens":
         subject = getattr(args, "username", None) or getattr(args, "token_id", None)
         manage_tokens(args.action, subject, getattr(args, "name", ""))

@@ -73,7 +73,7 @@ async def _run(args: argparse.Namespace) -> None:
     from services.infra.service import Resources
 
     resources = Resources.create("cli")
-    configure_logging("cli", logging.WARNING)  # stdout is for the results
+    configure_logging("cli", logging.WARNING, stream="stderr")  # stdout is for the results
     await resources.start()
     try:
         actions = StaffActions(resources)

@@ -18,7 +18,8 @@ from contracts.v1 import utcnow
 from services.gateway import accounts_logic as rules
 from services.gateway.accounts_store import ApiTokens, Sessions, Users
 from services.gateway.logic import tokens_match
-from services.gateway.web import SESSION, USER, json_error, redirect, render, set_cookie
+from services.gateway.permissions import SESSION_ROLES, Action, allowed, route_action
+from services.gateway.web import ROLE, SESSION, USER, json_error, redirect, render, set_cookie
 from services.infra.service import Resources
 from services.infra.tokens import new_token
 
@@ -26,18 +27,6 @@ log = structlog.get_logger()
 
 SESSION_COOKIE = "rf_session"
 LOGIN_CSRF_COOKIE = "rf_login_csrf"
-# Paths that do not need an admin session: the portal and webhooks have their own checks.
-PUBLIC_PREFIXES = (
-    "/login",
-    "/static/",
-    "/r/",
-    "/webhooks/",
-    "/healthz",
-    "/metrics",
-    "/favicon.ico",
-)
-# The API's own description is public: it holds no data.
-PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 API_PREFIX = "/api/"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
@@ -45,45 +34,67 @@ FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-dat
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def auth_middleware(sessions: Sessions, api_tokens: ApiTokens) -> Any:
-    """Admin pages and the admin API need a signed-in user: a session cookie (then every
+def auth_middleware(sessions: Sessions, api_tokens: ApiTokens, users: Users) -> Any:
+    """Every request is one action of the permission table (`permissions`): public ones pass;
+    the others need a signed-in user whose role may do it: a session cookie (then every
     state-changing request needs its CSRF token) or, for the API, a bearer token."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(PUBLIC_PREFIXES) or request.path in PUBLIC_PATHS:
+        if request.match_info.http_exception is not None:
+            return await handler(request)  # no such route (404) or method (405), for anyone
+        route = request.match_info.route.resource
+        action = route_action(request.method, route.canonical if route else None)
+        if action is Action.PUBLIC:
             return await handler(request)
         api = request.path.startswith(API_PREFIX)
         bearer = request.headers.get("Authorization", "")
+        session: dict[str, Any] | None = None
         if api and bearer.lower().startswith("bearer "):
             username = await api_tokens.user_of(bearer[7:].strip())
-            if username is None:
+            role = await users.role_of(username) if username else None
+            if username is None or role is None:
                 return json_error(401, "unauthorized", "The API token is not valid.")
-            request[USER] = username
-            return await handler(request)
-        token = request.cookies.get(SESSION_COOKIE)
-        session = await sessions.get(token, utcnow()) if token else None
-        if session is None:
+        else:
+            token = request.cookies.get(SESSION_COOKIE)
+            session = await sessions.get(token, utcnow()) if token else None
+            username = session["username"] if session else None
+            role = await users.role_of(username) if username else None
+            if session is None or role not in SESSION_ROLES:
+                if api:
+                    return json_error(401, "unauthorized", "Send a bearer token or sign in.")
+                if request.method in SAFE_METHODS:
+                    raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs)}")
+                raise web.HTTPForbidden(text="Not logged in.")
+            request[SESSION] = session
+        assert username is not None and role is not None
+        request[USER], request[ROLE] = username, role
+        if action is None or not allowed(role, action):
+            log.warning("admin.role_refused", path=request.path, role=role.value)
+            what = "this" if action is None else action.value.replace("_", " ")
+            detail = f"The {role.value} role may not do {what}."
             if api:
-                return json_error(401, "unauthorized", "Send a bearer token or sign in.")
-            if request.method in SAFE_METHODS:
-                raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs)}")
-            raise web.HTTPForbidden(text="Not logged in.")
-        request[SESSION] = session
-        request[USER] = session["username"]
-        if request.method not in SAFE_METHODS and not await _csrf_ok(request, session):
-            log.warning("admin.csrf_rejected", path=request.path)
-            if api:
-                return json_error(403, "csrf", "Send the session's X-CSRF-Token header.")
+                return json_error(403, "forbidden", detail)
             return render(
                 request,
                 "error.html",
-                {
-                    "title": "Request refused",
-                    "message": "The form expired. Go back, reload the page and try again.",
-                },
+                {"title": "Not allowed for your role", "message": detail},
                 status=403,
             )
+        if session is not None and request.method not in SAFE_METHODS:
+            if not await _csrf_ok(request, session):
+                log.warning("admin.csrf_rejected", path=request.path)
+                if api:
+                    return json_error(403, "csrf", "Send the session's X-CSRF-Token header.")
+                return render(
+                    request,
+                    "error.html",
+                    {
+                        "title": "Request refused",
+                        "message": "The form expired. Go back, reload the page and try again.",
+                    },
+                    status=403,
+                )
         return await handler(request)
 
     return middleware
@@ -167,6 +178,15 @@ class AccountHandlers:
                 request, error="Wrong username or password.", next_path=next_path, status=401
             )
         await self._users.clear_failures(username)
+        if await self._users.role_of(username) not in SESSION_ROLES:
+            # A disabled account, or a system's (LIS) account, which uses API tokens only.
+            log.warning("admin.login_refused_for_role")
+            return self._login_page(
+                request,
+                error="This account cannot sign in to the dashboard.",
+                next_path=next_path,
+                status=403,
+            )
         token = await self.sessions.create(username, now)
         log.info("admin.logged_in")
         response = redirect(next_path)
@@ -192,7 +212,9 @@ class AccountHandlers:
 
 def setup_accounts(app: web.Application, resources: Resources) -> None:
     handlers = AccountHandlers(resources)
-    app.middlewares.append(auth_middleware(handlers.sessions, ApiTokens(resources.db)))
+    app.middlewares.append(
+        auth_middleware(handlers.sessions, ApiTokens(resources.db), Users(resources.db))
+    )
     app.router.add_get("/login", handlers.login_form)
     app.router.add_post("/login", handlers.login)
     app.router.add_post("/logout", handlers.logout)

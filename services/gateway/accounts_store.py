@@ -16,6 +16,7 @@ from pymongo.errors import DuplicateKeyError
 
 from contracts.v1 import utcnow
 from services.gateway import accounts_logic as rules
+from services.gateway.permissions import Role, role_of
 from services.infra.database import Database
 from services.infra.tokens import looks_like_token, new_token, token_hash
 
@@ -29,8 +30,8 @@ class UserError(ValueError):
     """A user cannot be created as asked; the text says why."""
 
 
-async def create_user(db: Database, username: str, password: str) -> None:
-    """Create an admin user with an argon2id password hash (used by `resultflow users create`)."""
+async def create_user(db: Database, username: str, password: str, role: Role = Role.ADMIN) -> None:
+    """Create a user with an argon2id password hash (used by `resultflow users create`)."""
     if problem := rules.username_problem(username):
         raise UserError(problem)
     if problem := rules.password_problem(password):
@@ -41,7 +42,8 @@ async def create_user(db: Database, username: str, password: str) -> None:
             {
                 "username": username,
                 "password_hash": password_hash,
-                "role": "admin",
+                "role": Role(role).value,
+                "disabled": False,
                 "created_at": utcnow(),
             }
         )
@@ -59,6 +61,27 @@ def _verify(password_hash: str, password: str) -> bool:
 class Users:
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    async def role_of(self, username: str) -> Role | None:
+        """The role of an enabled user; None for an unknown or disabled one (it may do
+        nothing, whatever session or token it still holds)."""
+        user = await self._db.users.find_one({"username": username}, {"role": 1, "disabled": 1})
+        if user is None or user.get("disabled"):
+            return None
+        return role_of(user.get("role"))
+
+    async def set_role(self, username: str, role: Role) -> None:
+        await self._changed(username, {"role": Role(role).value})
+
+    async def set_disabled(self, username: str, disabled: bool) -> None:
+        await self._changed(username, {"disabled": disabled})
+
+    async def _changed(self, username: str, fields: dict[str, Any]) -> None:
+        result = await self._db.users.update_one(
+            {"username": username}, {"$set": {**fields, "updated_at": utcnow()}}
+        )
+        if result.matched_count == 0:
+            raise UserError(f"User {username!r} does not exist.")
 
     async def take_attempt(self, username: str, now: datetime) -> bool:
         """Count one login attempt for `username` before its password is checked; False

@@ -21,7 +21,7 @@ from services.gateway.queries import (
     ReportQueries,
     page_number,
 )
-from services.gateway.web import USER, client_detail, render
+from services.gateway.web import USER, client_detail, own_batches_only, render, sees_batch
 from services.infra.audit import Audit, staff
 from services.infra.batches import Batches
 from services.infra.broker import publish
@@ -76,7 +76,7 @@ class AdminHandlers:
     # --- dashboard and upload ------------------------------------------------------------
 
     async def dashboard(self, request: web.Request) -> web.StreamResponse:
-        filters = BatchFilter.from_query(request.query)
+        filters = BatchFilter.from_query(request.query, uploader=own_batches_only(request))
         page = page_number(request.query) or 1
         batches, has_next = await self._batches.page(filters, page)
         counts = await self._batches.status_counts([b["_id"] for b in batches])
@@ -132,7 +132,7 @@ class AdminHandlers:
     async def batch(self, request: web.Request) -> web.StreamResponse:
         batch_id = request.match_info["batch_id"]
         batch = await self._batches.get(batch_id)
-        if batch is None:
+        if batch is None or not sees_batch(request, batch):
             raise web.HTTPNotFound(text="No such batch.")
         counts = await self._batches.status_counts([batch_id])
         summary = logic.batch_count_summary(batch, counts[batch_id])

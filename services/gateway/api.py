@@ -45,7 +45,7 @@ from services.gateway.queries import (
     ReportQueries,
     page_number,
 )
-from services.gateway.web import USER, client_detail, json_error
+from services.gateway.web import USER, client_detail, json_error, own_batches_only, sees_batch
 from services.infra.audit import Audit, staff
 from services.infra.batches import Batches
 from services.infra.release_rules import ReleaseRules, ReleaseRuleStore
@@ -114,7 +114,7 @@ class ApiHandlers:
     async def get_batch(self, request: web.Request) -> web.StreamResponse:
         batch_id = request.match_info["batch_id"]
         batch = await self._batches.get(batch_id)
-        if batch is None:
+        if batch is None or not sees_batch(request, batch):
             return json_error(404, "not_found", f"There is no batch {batch_id}.")
         counts = await self._batches.status_counts([batch_id])
         return ok(BatchView.of(batch, counts[batch_id]))
@@ -123,7 +123,8 @@ class ApiHandlers:
         page = page_number(request.query)
         if page is None:
             return json_error(400, "invalid", "`page` must be a whole number.")
-        batches, more = await self._batches.page(BatchFilter.from_query(request.query), page)
+        filters = BatchFilter.from_query(request.query, uploader=own_batches_only(request))
+        batches, more = await self._batches.page(filters, page)
         counts = await self._batches.status_counts([b["_id"] for b in batches])
         items = [
             BatchSummary(

@@ -9,12 +9,14 @@ import contextlib
 import json
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import Any
 
 import structlog
 from aiohttp import web
 
 from contracts.v1 import ReportStatusChanged
 from services.gateway.queries import BatchQueries
+from services.gateway.web import sees_batch
 from services.infra.consumer import subscribe
 from services.infra.service import Resources
 
@@ -68,19 +70,21 @@ class LiveHandlers:
         # Nothing to fail: a missed wake-up is covered by the streams' periodic refresh.
         log.warning("gateway.status_event_dropped", report_id=message.report_id, reason=reason)
 
-    async def batch_counts(self, request: web.Request) -> web.StreamResponse:
-        summary = await self._batches.summary(request.match_info["batch_id"])
-        if summary is None:
+    async def _summary(self, request: web.Request) -> dict[str, Any]:
+        batch = await self._batches.get(request.match_info["batch_id"])
+        summary = await self._batches.summary(batch["_id"]) if batch else None
+        if summary is None or not sees_batch(request, batch):
             raise web.HTTPNotFound(text="No such batch.")
-        return web.json_response(summary)
+        return summary
+
+    async def batch_counts(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(await self._summary(request))
 
     async def batch_events(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: a counts snapshot on every status change, and every 2 s anyway
         (another gateway replica may have consumed the event)."""
         batch_id = request.match_info["batch_id"]
-        summary = await self._batches.summary(batch_id)
-        if summary is None:
-            raise web.HTTPNotFound(text="No such batch.")
+        summary = await self._summary(request)
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
         )

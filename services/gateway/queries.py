@@ -90,12 +90,13 @@ class BatchFilter:
     uploaded_by: str = ""
 
     @classmethod
-    def from_query(cls, query: Mapping[str, str]) -> BatchFilter:
+    def from_query(cls, query: Mapping[str, str], *, uploader: str = "") -> BatchFilter:
+        """`uploader`: the one uploader whose batches the asker may see ("" for all)."""
         status = _get(query, "status")
         return cls(
             status=status if status in set(BatchStatus) else "",
             q=_get(query, "q"),
-            uploaded_by=_get(query, "uploaded_by"),
+            uploaded_by=uploader or _get(query, "uploaded_by"),
         )
 
     def mongo(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@ security headers, cookies, the access log and client details for the audit trail
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,12 +16,14 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from services.gateway import logic
+from services.gateway.permissions import Role, can, can_see_batch, role_of
 from services.infra.settings import Settings
 
 log = structlog.get_logger()
 
 SESSION = web.RequestKey("session", dict[str, Any])
 USER = web.RequestKey("user", str)
+ROLE = web.RequestKey("role", str)
 NONCE = web.RequestKey("csp_nonce", str)
 
 
@@ -45,6 +47,8 @@ def setup_pages(app: web.Application, settings: Settings) -> None:
         session = request.get(SESSION)
         return {
             "user": request.get(USER),
+            "role": request.get(ROLE, ""),
+            "can": can(role_of(request.get(ROLE))),
             "csrf_token": session["csrf_token"] if session else "",
             "csp_nonce": csp_nonce(request),
             "lab_name": settings.lab_name,
@@ -128,6 +132,18 @@ def json_error(status: int, error: str, detail: Any = None) -> web.Response:
 def redirect(location: str) -> web.Response:
     """A 303 to return (not raise) when cookies go with it."""
     return web.Response(status=303, headers={"Location": location})
+
+
+def sees_batch(request: web.Request, batch: Mapping[str, Any] | None) -> bool:
+    """Whether the signed-in user may see this batch (an uploader: only their own)."""
+    return batch is not None and can_see_batch(
+        role_of(request.get(ROLE)), request.get(USER, ""), batch.get("uploaded_by")
+    )
+
+
+def own_batches_only(request: web.Request) -> str:
+    """The uploader whose batches alone a list may show; "" when the role sees them all."""
+    return request.get(USER, "") if request.get(ROLE) == Role.UPLOADER else ""
 
 
 def client_detail(request: web.Request) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO, cast
+from typing import Literal, TextIO, cast
 
 import structlog
 
@@ -18,19 +18,27 @@ _FOREIGN_CHAIN: list[structlog.typing.Processor] = [
 ]
 
 
-class _Stdout:
-    """Whatever `sys.stdout` is when a line is written, not when logging was configured: a
-    process (or a test) that swaps stdout later must not leave logging writing to a closed
-    file."""
+class _Stream:
+    """Whatever `sys.stdout` (or `sys.stderr`) is when a line is written, not when logging
+    was configured: a process (or a test) that swaps it later must not leave logging writing
+    to a closed file."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
 
     def write(self, text: str) -> int:
-        return sys.stdout.write(text)
+        return int(getattr(sys, self._name).write(text))
 
     def flush(self) -> None:
-        sys.stdout.flush()
+        getattr(sys, self._name).flush()
 
 
-def configure_logging(service: str, level: int = logging.INFO) -> None:
+def configure_logging(
+    service: str, level: int = logging.INFO, stream: Literal["stdout", "stderr"] = "stdout"
+) -> None:
+    """Services log to stdout; a command whose stdout is its answer logs to stderr.
+    Configuring again (a command run by a test) takes effect for every logger at once."""
+    output = _Stream(stream)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -40,10 +48,10 @@ def configure_logging(service: str, level: int = logging.INFO) -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stdout())),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, output)),
+        cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(_Stdout())
+    handler = logging.StreamHandler(output)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_FOREIGN_CHAIN,
