@@ -31,6 +31,28 @@ from services.infra.service import Resources
 log = structlog.get_logger()
 
 
+class UploadRefused(Exception):
+    """The upload is not a sheet we can read: the text says why, for staff."""
+
+
+async def accept_upload(
+    resources: Resources, batches: Batches, request: web.Request, missing: str
+) -> BatchDocument:
+    """The sheet in the request's multipart field `file`, stored and handed to ingest as a
+    new batch; UploadRefused (`missing` when there is no file) otherwise."""
+    form = await request.post()
+    field = form.get("file")
+    if not isinstance(field, web.FileField) or not field.filename:
+        raise UploadRefused(missing)
+    filename = logic.clean_filename(field.filename)
+    data = await asyncio.to_thread(field.file.read)
+    if problem := logic.upload_problem(filename, data):
+        raise UploadRefused(problem)
+    return await start_batch(
+        resources, batches, filename=filename, data=data, uploaded_by=request[USER]
+    )
+
+
 async def start_batch(
     resources: Resources, batches: Batches, *, filename: str, data: bytes, uploaded_by: str
 ) -> BatchDocument:
@@ -105,26 +127,15 @@ class AdminHandlers:
         return render(request, "upload.html", {"error": ""})
 
     async def upload(self, request: web.Request) -> web.StreamResponse:
-        form = await request.post()
-        field = form.get("file")
-        if not isinstance(field, web.FileField) or not field.filename:
-            return render(
+        try:
+            batch = await accept_upload(
+                self._resources,
+                self._batch_writes,
                 request,
-                "upload.html",
-                {"error": "Choose a .xlsx or .csv file to upload."},
-                status=400,
+                missing="Choose a .xlsx or .csv file to upload.",
             )
-        filename = logic.clean_filename(field.filename)
-        data = await asyncio.to_thread(field.file.read)
-        if problem := logic.upload_problem(filename, data):
-            return render(request, "upload.html", {"error": problem}, status=400)
-        batch = await start_batch(
-            self._resources,
-            self._batch_writes,
-            filename=filename,
-            data=data,
-            uploaded_by=request[USER],
-        )
+        except UploadRefused as refused:
+            return render(request, "upload.html", {"error": str(refused)}, status=400)
         raise web.HTTPSeeOther(f"/batches/{batch['_id']}")
 
     # --- one batch -----------------------------------------------------------------------

@@ -6,7 +6,6 @@ of routes: `setup_api` registers it and `openapi.document` describes it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.gateway import logic, timeline
 from services.gateway.actions import ActionRefused, StaffActions, new_request_id
-from services.gateway.admin import start_batch
+from services.gateway.admin import UploadRefused, accept_upload
 from services.gateway.api_models import (
     ActionBody,
     BatchActionBody,
@@ -94,21 +93,15 @@ class ApiHandlers:
             return json_error(
                 400, "invalid", "Send the sheet as multipart/form-data, field `file`."
             )
-        form = await request.post()
-        field = form.get("file")
-        if not isinstance(field, web.FileField) or not field.filename:
-            return json_error(400, "invalid", "The multipart field `file` holds no file.")
-        filename = logic.clean_filename(field.filename)
-        data = await asyncio.to_thread(field.file.read)
-        if problem := logic.upload_problem(filename, data):
-            return json_error(400, "invalid", problem)
-        batch = await start_batch(
-            self._resources,
-            self._batch_writes,
-            filename=filename,
-            data=data,
-            uploaded_by=request[USER],
-        )
+        try:
+            batch = await accept_upload(
+                self._resources,
+                self._batch_writes,
+                request,
+                missing="The multipart field `file` holds no file.",
+            )
+        except UploadRefused as refused:
+            return json_error(400, "invalid", str(refused))
         return ok(BatchCreated(batch_id=batch["_id"]), status=202)
 
     async def get_batch(self, request: web.Request) -> web.StreamResponse:
