@@ -34,9 +34,14 @@ def username_problem(username: str) -> str | None:
     return None
 
 
+# A path of this site: one slash, then printable ASCII with no backslash. Browsers drop tabs
+# and newlines from a URL ("/\t/evil.example" is "//evil.example") and read "\" as "/".
+_LOCAL_PATH = re.compile(r"/(?![/\\])[\x21-\x7e]*")
+
+
 def safe_next(target: str | None) -> str:
-    """Where to go after login: only a local path, never another site."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Where to go after login: only a path of this site, never another one."""
+    if not target or not _LOCAL_PATH.fullmatch(target) or "\\" in target:
         return "/"
     return target
 
