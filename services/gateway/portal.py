@@ -252,8 +252,9 @@ class PortalHandlers:
             headers={
                 "Content-Type": "application/pdf",
                 "Content-Disposition": f'{disposition}; filename="{name}"',
-                # The PDF viewer needs more than the pages' policy; it may only be framed here.
+                # The one response framed (by the portal's report page): only by this site.
                 "Content-Security-Policy": "frame-ancestors 'self'",
+                "X-Frame-Options": "SAMEORIGIN",
             },
         )
 

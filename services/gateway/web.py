@@ -86,11 +86,12 @@ def security_headers(*, https: bool) -> ResponseHook:
             "Content-Security-Policy",
             "default-src 'self'; "
             f"script-src {script}; "
-            "style-src 'self'; img-src 'self' data:; object-src 'self'; "
-            "base-uri 'none'; form-action 'self'; frame-ancestors 'self'",
+            "style-src 'self'; img-src 'self' data:; object-src 'none'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
         )
         headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        # Nothing is framed, by anyone: the one exception (the portal's PDF) says so itself.
+        headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Referrer-Policy", "no-referrer")
         headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         if https:

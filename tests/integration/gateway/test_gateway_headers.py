@@ -23,6 +23,10 @@ async def test_every_response_turns_off_camera_microphone_geolocation_and_paymen
         assert response.headers["Permissions-Policy"] == (
             "camera=(), microphone=(), geolocation=(), payment=()"
         ), response.url
+        # Nothing may be framed (clickjacking) or embed plugins.
+        assert response.headers["X-Frame-Options"] == "DENY", response.url
+        policy = response.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
 
 
 async def test_over_plain_http_no_strict_transport_security_is_sent(

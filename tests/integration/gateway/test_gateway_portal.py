@@ -74,6 +74,9 @@ async def test_right_date_of_birth_shows_the_report_and_downloads_the_stored_pdf
 
     inline = await client.get(f"/r/{token}/report.pdf")
     assert inline.status == 200 and await inline.read() == pdf
+    # The one response the portal's own page may frame; nobody else's.
+    assert inline.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert inline.headers["Content-Security-Policy"] == "frame-ancestors 'self'"
     download = await client.get(f"/r/{token}/report.pdf?download=1")
     assert download.status == 200
     assert await download.read() == pdf
@@ -167,8 +170,9 @@ async def test_portal_pages_carry_privacy_headers(
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "no-referrer"
-    assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
-    assert "frame-ancestors 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    policy = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
     assert "Ada Example" not in await response.text()
 
 
