@@ -18,33 +18,22 @@ from services.gateway.queries import NotificationQueries
 from services.infra import phones
 from services.infra.audit import Audit, staff
 from services.infra.broker import publish
-from services.infra.documents import NotificationStatus, ReportDocument, StaffActionDocument
+from services.infra.documents import MAYBE_SENT, ReportDocument, StaffActionDocument
 from services.infra.errors import ReportNotFoundError
 from services.infra.release_rules import ReleaseRules, ReleaseRuleStore
-from services.infra.report_status import FINAL, WAITING, can_move
+from services.infra.report_status import FINAL, TEXTABLE_AGAIN, WAITING, can_move
 from services.infra.service import Resources
 
 log = structlog.get_logger()
 
 MAX_REASON = 500
-# Notification statuses after which the patient may have the SMS: never "retry" those.
-MAYBE_TEXTED = frozenset(
-    {
-        NotificationStatus.SENDING,
-        NotificationStatus.SENT,
-        NotificationStatus.DELIVERED,
-        NotificationStatus.UNDELIVERED,
-        NotificationStatus.UNKNOWN,
-    }
-)
-TEXTED_AGAIN_FROM = frozenset({ReportStatus.NOTIFIED, ReportStatus.DELIVERED, ReportStatus.FAILED})
 # What each staff move is recorded as on the report, and in the audit trail.
 AUDITED_AS = {
     "release": "report.released",
     "withdrawal": "report.withdrawn",
     "retry": "report.retried",
 }
-REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # also the API model's pattern
 
 
 class ActionRefused(Exception):
@@ -121,7 +110,7 @@ class StaffActions:
         however often the same request arrives (a double click, a retried API call)."""
         report = await self.get(report_id)
         status = ReportStatus(report["status"])
-        if status not in TEXTED_AGAIN_FROM or not await self._texted_before(report):
+        if status not in TEXTABLE_AGAIN or not await self._texted_before(report):
             raise ActionRefused(
                 409,
                 f"Only a report already texted can be texted again; this one is {status.value}"
@@ -184,7 +173,7 @@ class StaffActions:
 
     async def _texted_before(self, report: ReportDocument) -> bool:
         return any(
-            n["status"] in MAYBE_TEXTED for n in await self._notifications.for_report(report["_id"])
+            n["status"] in MAYBE_SENT for n in await self._notifications.for_report(report["_id"])
         )
 
     async def _send(self, command: Message) -> None:

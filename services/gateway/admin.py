@@ -21,7 +21,14 @@ from services.gateway.queries import (
     ReportQueries,
     page_number,
 )
-from services.gateway.web import USER, client_detail, own_batches_only, render, sees_batch
+from services.gateway.web import (
+    USER,
+    client_detail,
+    own_batches_only,
+    pdf_response,
+    render,
+    sees_batch,
+)
 from services.infra.audit import Audit, staff
 from services.infra.batches import Batches
 from services.infra.broker import publish
@@ -232,14 +239,7 @@ class AdminHandlers:
         await self._audit.write(
             staff(request[USER]), "report.viewed", report["_id"], client_detail(request)
         )
-        name = logic.report_download_name(report.get("sample_date"))
-        return web.Response(
-            body=stored.data,
-            headers={
-                "Content-Type": "application/pdf",
-                "Content-Disposition": f'inline; filename="{name}"',
-            },
-        )
+        return pdf_response(stored.data, report.get("sample_date"))
 
     async def outbox(self, request: web.Request) -> web.StreamResponse:
         if self._settings.sms_provider != "outbox":

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.gateway.actions import REQUEST_ID
 from services.infra.documents import (
     BatchDocument,
     NotificationDocument,
@@ -236,7 +237,7 @@ class ActionBody(RequestModel):
 class TextAgainBody(RequestModel):
     request_id: str | None = Field(
         None,
-        pattern=r"^[A-Za-z0-9_-]{8,64}$",
+        pattern=REQUEST_ID.pattern,
         description="Your id for this request: sending it again sends no second SMS. "
         "Without one, every call is a new request.",
     )

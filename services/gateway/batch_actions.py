@@ -13,11 +13,11 @@ from services.gateway.queries import BatchQueries
 from services.infra.audit import Audit, staff
 from services.infra.batches import Batches
 from services.infra.documents import BatchDocument, BatchStatus, ReportDocument
+from services.infra.report_status import FINAL
 from services.infra.service import Resources
 
 # Sent already: a cancel cannot take these back (withdraw one by one to revoke its link).
 SENT = frozenset({ReportStatus.NOTIFIED, ReportStatus.DELIVERED})
-FINAL = frozenset({ReportStatus.WITHDRAWN, ReportStatus.SUPERSEDED})
 
 
 @dataclass

@@ -15,9 +15,9 @@ from aiohttp import web
 
 from contracts.v1 import utcnow
 from services.gateway import portal_logic as rules
-from services.gateway.logic import report_download_name, tokens_match
+from services.gateway.logic import tokens_match
 from services.gateway.portal_logic import LinkState
-from services.gateway.web import client_detail, redirect, render, set_cookie
+from services.gateway.web import client_detail, pdf_response, redirect, render, set_cookie
 from services.infra.audit import PATIENT, Audit
 from services.infra.database import Database
 from services.infra.documents import ReportDocument
@@ -245,17 +245,8 @@ class PortalHandlers:
         action = "report.downloaded" if download else "report.viewed"
         await self._audit.write(PATIENT, action, report["_id"], client_detail(request))
         log.info(action, report_id=report["_id"])
-        name = report_download_name(report.get("sample_date"))
-        disposition = "attachment" if download else "inline"
-        return web.Response(
-            body=stored.data,
-            headers={
-                "Content-Type": "application/pdf",
-                "Content-Disposition": f'{disposition}; filename="{name}"',
-                # The one response framed (by the portal's report page): only by this site.
-                "Content-Security-Policy": "frame-ancestors 'self'",
-                "X-Frame-Options": "SAMEORIGIN",
-            },
+        return pdf_response(
+            stored.data, report.get("sample_date"), download=download, framed_here=True
         )
 
 

@@ -130,6 +130,24 @@ def json_error(status: int, error: str, detail: Any = None) -> web.Response:
     return web.json_response({"error": error, "detail": detail}, status=status)
 
 
+def pdf_response(
+    data: bytes, sample_date: Any, *, download: bool = False, framed_here: bool = False
+) -> web.Response:
+    """A report's PDF, named by its sample date: shown (inline) or saved (attachment).
+    `framed_here`: the one response a page of this site may frame (the portal's report)."""
+    name = logic.report_download_name(sample_date)
+    headers = {
+        "Content-Type": "application/pdf",
+        "Content-Disposition": f'{"attachment" if download else "inline"}; filename="{name}"',
+    }
+    if framed_here:
+        headers |= {
+            "Content-Security-Policy": "frame-ancestors 'self'",
+            "X-Frame-Options": "SAMEORIGIN",
+        }
+    return web.Response(body=data, headers=headers)
+
+
 def redirect(location: str) -> web.Response:
     """A 303 to return (not raise) when cookies go with it."""
     return web.Response(status=303, headers={"Location": location})

@@ -42,6 +42,18 @@ class NotificationStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+# The SMS left (or may have left) the provider: never "retry" it, only send a new one.
+MAYBE_SENT = frozenset(
+    {
+        NotificationStatus.SENDING,
+        NotificationStatus.SENT,
+        NotificationStatus.DELIVERED,
+        NotificationStatus.UNDELIVERED,
+        NotificationStatus.UNKNOWN,
+    }
+)
+
+
 # --- reports --------------------------------------------------------------------------------
 
 

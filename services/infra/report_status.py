@@ -38,6 +38,8 @@ NEXT: dict[S, frozenset[S]] = {
 PIPELINE: tuple[S, ...] = (S.RECEIVED, S.RENDERED, S.CONVERTED, S.RELEASED, S.NOTIFIED, S.DELIVERED)
 # Stopped after conversion until someone (or the hold's time) releases it.
 WAITING = frozenset({S.NEEDS_ATTENTION, S.HELD})
+# Staff may have the patient texted again (a resend, a new link) from these.
+TEXTABLE_AGAIN = frozenset({S.NOTIFIED, S.DELIVERED, S.FAILED})
 # Nothing will ever happen to these again.
 FINAL = frozenset({S.WITHDRAWN, S.SUPERSEDED})
 

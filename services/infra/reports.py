@@ -73,6 +73,8 @@ class Reports:
         """Mark every older version of `report` superseded by it (their links then say so);
         idempotent, so a redelivery finishes what a crash interrupted. How many moved."""
         moved = 0
+        if report["version"] <= 1:
+            return moved  # nothing older: no lookup on the common path
         for older in await self.versions(report):
             if older["version"] >= report["version"]:
                 continue

@@ -146,6 +146,11 @@ class IngestHandlers:
             source=source,
             now=utcnow(),
         )
+        # Most sources arrive once: try the first version straight away (one write, no read);
+        # the unique key refuses it when any version exists, and then versions are compared.
+        first = await self._reports.create(document)
+        if first["_id"] == document["_id"]:
+            return Arrival.NEW, first
         for _ in range(VERSION_RACE_TRIES):
             latest = await self._reports.latest(lab_id, draft.source_key)
             if latest is not None and versions.same_source(latest["source"], source):

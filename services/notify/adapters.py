@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError
 from contracts.v1 import utcnow
 from services.infra import documents
 from services.infra.database import Database
-from services.infra.documents import NotificationDocument
+from services.infra.documents import MAYBE_SENT, NotificationDocument
 from services.infra.documents import NotificationStatus as N
 from services.notify import logic
 from services.notify.providers import SentSms
@@ -82,7 +82,7 @@ class Notifications:
         found = await self._collection.find_one(
             {
                 "report_id": {"$in": report_ids},
-                "status": {"$in": [*logic.SENT_STATUSES, N.SENDING, N.UNKNOWN]},
+                "status": {"$in": list(MAYBE_SENT)},
             }
         )
         return found is not None

@@ -60,7 +60,7 @@ class NotifyHandlers:
     async def _text_again(self, report: ReportDocument, request_id: str) -> None:
         """Staff asked for a new SMS (a resend, a new link): once per request."""
         status = ReportStatus(report["status"])
-        if status not in logic.TEXTABLE_AGAIN:
+        if status not in report_status.TEXTABLE_AGAIN:
             # Withdrawn or replaced since the request: nothing to send.
             log.warning("notify.request_dropped", report_id=report["_id"], status=status.value)
             return

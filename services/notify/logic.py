@@ -24,8 +24,6 @@ PURPOSE_RESULT_READY = "result_ready"
 
 # Report statuses from which the SMS may be sent.
 SENDABLE = frozenset({ReportStatus.CONVERTED, ReportStatus.RELEASED})
-# ... and from which staff may have the patient texted again.
-TEXTABLE_AGAIN = frozenset({ReportStatus.NOTIFIED, ReportStatus.DELIVERED, ReportStatus.FAILED})
 
 # Still owned by a live attempt, renewing its heartbeat (see `NotificationStatus`).
 OWNED = frozenset({N.CLAIMED, N.SENDING})

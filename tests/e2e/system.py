@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from devtools.admin_client import AdminClient
 from devtools.launcher import Stack
 from services.infra.database import Database
-
-PASSWORD = "correct horse battery staple"
+from tests.support import PASSWORD
 
 
 @dataclass

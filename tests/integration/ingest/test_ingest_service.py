@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import uuid
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-import openpyxl
-
 from contracts.v1 import IngestBatch
-from devtools.demo import HEADER, demo_rows, demo_sheet
+from devtools.demo import demo_rows, demo_sheet, sheet_of
 from services.infra.broker import publish
 from services.infra.database import Database
 from services.infra.service import Resources
@@ -237,18 +234,6 @@ async def test_csv_sheet_in_the_default_layout_is_read_like_a_workbook(
 # --- corrections -------------------------------------------------------------------------
 
 
-def workbook(rows: list[list[object]]) -> bytes:
-    book = openpyxl.Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.append(HEADER)
-    for row in rows:
-        sheet.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
 async def test_a_corrected_sheet_makes_a_second_version_that_supersedes_the_first(
     make_resources: Callable[[str], Resources], db: Database, amqp_url: str
 ) -> None:
@@ -257,10 +242,10 @@ async def test_a_corrected_sheet_makes_a_second_version_that_supersedes_the_firs
     corrected[4][7] = "9.9"  # the first patient's potassium, typed wrongly the first time
     resources = make_resources("ingest")
     async with create_app(resources):
-        first = await upload(resources, workbook(rows))
+        first = await upload(resources, sheet_of(rows))
         await eventually(lambda: finished(db, first))
         await drain(amqp_url, "render.report")
-        second = await upload(resources, workbook(corrected))
+        second = await upload(resources, sheet_of(corrected))
         batch = await eventually(lambda: finished(db, second))
 
     assert batch["reports_created"] == 1
@@ -281,7 +266,7 @@ async def test_a_corrected_sheet_makes_a_second_version_that_supersedes_the_firs
 async def test_the_same_sheet_again_changes_nothing(
     make_resources: Callable[[str], Resources], db: Database, amqp_url: str
 ) -> None:
-    sheet = workbook(demo_rows(2, sample_date=date(2026, 11, 20)))
+    sheet = sheet_of(demo_rows(2, sample_date=date(2026, 11, 20)))
     resources = make_resources("ingest")
     async with create_app(resources):
         first = await upload(resources, sheet)
@@ -301,14 +286,14 @@ async def test_rows_uploaded_for_an_incomplete_report_complete_it(
     broken[4][10] = "A"  # potassium flagged with a flag the sheet format does not know
     resources = make_resources("ingest")
     async with create_app(resources):
-        first = await upload(resources, workbook(broken))
+        first = await upload(resources, sheet_of(broken))
         await eventually(lambda: finished(db, first))
         v1 = await db.reports.find_one({"version": 1})
         assert v1 is not None and [r["row"] for r in v1["rejected_rows"]] == [6]
         # What notify's release gate does with it.
         await db.reports.update_one({"_id": v1["_id"]}, {"$set": {"status": "needs_attention"}})
         fixed = [list(rows[4])]  # only the corrected row
-        second = await upload(resources, workbook(fixed))
+        second = await upload(resources, sheet_of(fixed))
         await eventually(lambda: finished(db, second))
     v2 = await db.reports.find_one({"version": 2})
     assert v2 is not None
