@@ -12,10 +12,13 @@ RUN apt-get update \
 WORKDIR /app
 RUN /usr/bin/python3.11 -m venv --system-site-packages /venv
 ENV PATH=/venv/bin:$PATH
+# The locked runtime dependencies, each file checked against its hash; then the project alone.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY contracts ./contracts
 COPY services ./services
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir --no-deps .
 
 RUN useradd --create-home --uid 10001 resultflow
 USER resultflow

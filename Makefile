@@ -1,4 +1,4 @@
-.PHONY: run test bench contracts
+.PHONY: run test bench contracts lock
 
 run:  ## set up and run the whole system with a demo batch
 	scripts/run.sh
@@ -11,3 +11,6 @@ bench:  ## end-to-end throughput against the naive path (N=200 reports)
 
 contracts:  ## write JSON Schemas and the AsyncAPI document to contracts-export/
 	scripts/setup.sh && .venv/bin/resultflow contracts export contracts-export
+
+lock:  ## pin every dependency with hashes: requirements.lock, requirements-dev.lock (from pyproject.toml)
+	scripts/lock.sh

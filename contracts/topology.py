@@ -18,6 +18,12 @@ DEAD_LETTER_EXCHANGE = "resultflow.dlx"
 EXCHANGE_TYPE = "topic"  # both exchanges; durable
 DELIVERY_LIMIT = 5
 
+# The lab's LIS, as a publisher: it may publish only LIS-family intake commands, `ingest.`
+# then `lis-`, `hl7-` or `fhir-` and a versioned name (`ingest.lis-result.v1`), never a
+# command between services. The broker enforces it (`services.infra.broker_access`).
+LIS = "the lab's LIS"
+LIS_ROUTING_KEYS = r"ingest\.(lis|hl7|fhir)-[a-z0-9-]+\.v[0-9]+"
+
 
 @dataclass(frozen=True)
 class Queue:
@@ -49,7 +55,7 @@ QUEUES: tuple[Queue, ...] = (
         v1.IngestLisResult.routing_key,
         "ingest",
         v1.IngestLisResult,
-        ("the lab's LIS",),
+        (LIS,),
     ),
     # gateway: a staff retry of a report that failed at this stage.
     Queue(

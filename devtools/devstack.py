@@ -19,7 +19,8 @@ from pathlib import Path
 from devtools.admin_client import AdminClient, wait_for_batch
 from devtools.demo import demo_sheet
 from devtools.launcher import Stack, mongodb_server
-from services.gateway.accounts_store import create_user
+from services.gateway.accounts_store import ApiTokens, create_user
+from services.gateway.permissions import Role
 from services.infra.database import connect, ensure_indexes
 from services.infra.settings import Settings
 
@@ -37,6 +38,20 @@ def admin_password(var: Path) -> tuple[str, bool]:
     return password, True
 
 
+DEMO_SYSTEM = "demo-lis"  # the account the demo batch is uploaded with
+
+
+def metrics_token(var: Path) -> str:
+    """The bearer token for /readyz and /metrics, made once and kept in var/ (mode 600)."""
+    path = var / "metrics-token"
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(24)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
 async def _prepare_and_demo(settings: Settings, var: Path, stack: Stack, demo: bool) -> None:
     await stack.wait_ready()
     password, new = admin_password(var)
@@ -48,16 +63,23 @@ async def _prepare_and_demo(settings: Settings, var: Path, stack: Stack, demo: b
             await create_user(db, "admin", password)
         print(f"\nDashboard:   {settings.public_base_url}/   (admin / {password})")
         print(f"Example sheet to upload: {EXAMPLE_SHEET}")
+        metrics = f"{settings.public_base_url}/metrics"
+        print(f"Metrics:     {metrics}   (bearer token: {var / 'metrics-token'})")
         if not demo:
             return
-        admin = AdminClient(settings.public_base_url)
+        # The demo sheet comes in as a lab system's would (an API token), so that the admin's
+        # first sign-in, and the second factor it sets up, is the person's own.
+        if not await db.users.find_one({"username": DEMO_SYSTEM}):
+            await create_user(db, DEMO_SYSTEM, secrets.token_urlsafe(24), Role.LIS)
+        token_id, token = await ApiTokens(db).create(DEMO_SYSTEM, "demo batch")
+        uploader = AdminClient(settings.public_base_url)
         try:
-            await admin.login("admin", password)
             sheet = demo_sheet(20, sample_date=None)
-            batch_id = await admin.upload("demo-results.xlsx", sheet)
+            batch_id = await uploader.upload_as_system(token, "demo-results.xlsx", sheet)
             print(f"Demo batch:  {settings.public_base_url}/batches/{batch_id}")
         finally:
-            await admin.close()
+            await uploader.close()
+            await ApiTokens(db).revoke(token_id)
         await wait_for_batch(db, batch_id, timeout=300)
         sms = await db.outbox.find_one(sort=[("sent_at", -1)])
         if sms is not None:
@@ -84,6 +106,8 @@ def run_everything(var: Path, demo: bool = True) -> None:
     var.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack_of_things:
         settings = Settings()
+        if not settings.metrics_token:
+            settings = settings.model_copy(update={"metrics_token": metrics_token(var)})
         if "MONGODB_URI" not in os.environ:
             uri = stack_of_things.enter_context(mongodb_server(var / "mongodb", port=27018))
             settings = settings.model_copy(update={"mongodb_uri": uri})

@@ -162,12 +162,16 @@ class Stack:
                 raise RuntimeError(f"{name} exited ({process.returncode}); see {self.log_dir}")
 
     async def wait_ready(self, timeout: float = 120) -> None:
-        """Until every queue has its consumers and the gateway answers its health check."""
+        """Until every queue has its consumers and the gateway is ready (`/readyz` with the
+        metrics token when there is one; else it answers its liveness check)."""
         import aiohttp
 
         expected = {q.name: self.workers.get(q.consumer, 1) for q in topology.QUEUES}
         deadline = time.monotonic() + timeout
         gateway_url = self.settings.public_base_url
+        token = self.settings.metrics_token
+        probe = "/readyz" if token else "/healthz"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         connection = await aio_pika.connect(self.settings.amqp_url)
         async with connection, aiohttp.ClientSession() as http:
             channel = await connection.channel()
@@ -185,7 +189,7 @@ class Stack:
                         continue
                     ready &= (queue.declaration_result.consumer_count or 0) >= consumers
                 with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{gateway_url}/healthz") as response:
+                    async with http.get(gateway_url + probe, headers=headers) as response:
                         ready &= response.status == 200
                         if ready:
                             return

@@ -38,15 +38,26 @@ if ! rabbit_up; then
   sudo_if_needed rabbitmqctl await_startup >/dev/null
 fi
 
+# The management API: what compose's setup job grants broker permissions through (tested).
+management_up() { curl -fs -o /dev/null http://127.0.0.1:15672/; }
+if ! management_up; then
+  echo "setup: enabling RabbitMQ's management plugin"
+  sudo_if_needed rabbitmq-plugins enable rabbitmq_management >/dev/null
+  for _ in $(seq 1 30); do management_up && break; sleep 1; done
+fi
+
 # One venv on Debian's Python 3.11 with its site packages, so LibreOffice's `uno` imports.
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import uno" 2>/dev/null; then
   rm -rf .venv
   /usr/bin/python3.11 -m venv --system-site-packages .venv
 fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+# Exactly the locked versions, each file checked against its hash (`make lock` makes the
+# lock from pyproject.toml); then the project itself, which brings nothing more.
+stamp=.venv/.installed-$(cat requirements-dev.lock pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -U pip
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  .venv/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

@@ -77,7 +77,7 @@ async def _run(args: argparse.Namespace) -> None:
     await resources.start()
     try:
         actions = StaffActions(resources)
-        client = {"via": "cli"}
+        client = {"via": "cli", "actor_role": "operator"}  # whoever runs the system's CLI
         if args.command == "reports":
             for report_id in args.ids:
                 report = await _report_action(actions, args, report_id, client)

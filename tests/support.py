@@ -16,11 +16,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 from contracts.v1 import IngestLisResult, LabResult, Patient, ReportStatus, utcnow
+from devtools.admin_client import AUTHENTICATOR, finish_sign_in
 from devtools.launcher import free_port, mongodb_server, rabbitmq_vhost
 from services.infra.documents import LisSource, SheetSource
 from services.ingest import logic as ingest
@@ -150,11 +152,45 @@ PASSWORD = "correct horse battery staple"
 async def log_in(
     client: TestClient[Any, Any], username: str = "admin", password: str = PASSWORD
 ) -> Any:
-    """Sign in to the gateway's dashboard as a browser would (login CSRF included)."""
+    """Sign in to the gateway's dashboard as a browser would (login CSRF included), through
+    the MFA steps the role asks for (`devtools.admin_client.AUTHENTICATOR` plays the phone).
+    Returns the last response."""
     token = await csrf_from(client, "/login")
-    return await client.post(
+    last = await client.post(
         "/login", data={"username": username, "password": password, "csrf_token": token}
     )
+
+    async def fetch(method: str, path: str, form: dict[str, str] | None) -> tuple[str, str]:
+        nonlocal last
+        last = await client.request(method, path, data=form)
+        return last.url.path, await last.text()
+
+    await finish_sign_in(fetch, username, last.url.path, await last.text())
+    return last
+
+
+async def browser_log_in(
+    page: Page, base_url: str, username: str = "admin", password: str = PASSWORD
+) -> None:
+    """Sign in with a real browser, typing the TOTP code of `AUTHENTICATOR` when asked."""
+    await page.goto(f"{base_url}/login")
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.click("button[type=submit]")
+    for _ in range(4):
+        path = urlsplit(page.url).path
+        if path == "/login/mfa/setup" and await page.locator("#mfa-secret").count():
+            secret = (await page.text_content("#mfa-secret")) or ""
+            AUTHENTICATOR.secrets[username] = secret.strip()
+            await page.fill("#code", await AUTHENTICATOR.code(username))
+            await page.click("button[type=submit]")
+            await page.click("text=I have kept them")
+        elif path == "/login/mfa":
+            await page.fill("#code", await AUTHENTICATOR.code(username))
+            await page.click("button[type=submit]")
+        else:
+            break
+    assert not urlsplit(page.url).path.startswith("/login"), f"stuck at {page.url}"
 
 
 @contextlib.asynccontextmanager
@@ -200,7 +236,7 @@ def lis_message(**overrides: Any) -> IngestLisResult:
     body: dict[str, Any] = {
         "correlation_id": uuid.uuid4().hex,
         "message_id": "LIS-1",
-        "lab_id": "lab",
+        "lab_id": "demo-lab",  # the default settings' lab: ingest refuses unknown labs
         "accession": "ACC-1",
         "patient": {
             "patient_id": "P7",

@@ -1,8 +1,10 @@
-"""Staff accounts: users (argon2id passwords), sessions, login and logout with lockout, and the
-middleware that puts every admin page and state-changing request behind a session and CSRF.
+"""The gate of the dashboard and the admin API: the middleware that puts every page and
+state-changing request behind a session (and CSRF) or an API token, checked against the
+permission table; and a signed-in user's own account (password change, logout). Signing in
+itself is `login` (the password) and `login_steps` (what may follow it).
 
-The stores behind it are in `accounts_store`; API requests may carry a bearer token instead
-of a session (no CSRF then: the token is not sent by the browser on its own).
+API requests may carry a bearer token instead of a session (no CSRF then: the token is not
+sent by the browser on its own).
 """
 
 from __future__ import annotations
@@ -15,18 +17,26 @@ import structlog
 from aiohttp import web
 
 from contracts.v1 import utcnow
-from services.gateway import accounts_logic as rules
-from services.gateway.accounts_store import ApiTokens, Sessions, Users
+from services.gateway.accounts_logic import LoginStage
+from services.gateway.accounts_store import ApiTokens, UserError, Users
 from services.gateway.logic import tokens_match
-from services.gateway.permissions import SESSION_ROLES, Action, allowed, route_action
-from services.gateway.web import ROLE, SESSION, USER, json_error, redirect, render, set_cookie
+from services.gateway.login import SignIn, form_text
+from services.gateway.login_steps import LoginSteps
+from services.gateway.permissions import SESSION_ROLES, Action, allowed, role_of, route_action
+from services.gateway.sessions_store import Sessions
+from services.gateway.web import (
+    ROLE,
+    SESSION,
+    STILL_SIGNED_IN,
+    USER,
+    json_error,
+    redirect,
+    render,
+)
 from services.infra.service import Resources
-from services.infra.tokens import new_token
 
 log = structlog.get_logger()
 
-SESSION_COOKIE = "rf_session"
-LOGIN_CSRF_COOKIE = "rf_login_csrf"
 API_PREFIX = "/api/"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
@@ -34,7 +44,9 @@ FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-dat
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def auth_middleware(sessions: Sessions, api_tokens: ApiTokens, users: Users) -> Any:
+def auth_middleware(
+    sessions: Sessions, api_tokens: ApiTokens, users: Users, session_cookie: str
+) -> Any:
     """Every request is one action of the permission table (`permissions`): public ones pass;
     the others need a signed-in user whose role may do it: a session cookie (then every
     state-changing request needs its CSRF token) or, for the API, a bearer token."""
@@ -51,13 +63,20 @@ def auth_middleware(sessions: Sessions, api_tokens: ApiTokens, users: Users) -> 
         bearer = request.headers.get("Authorization", "")
         session: dict[str, Any] | None = None
         if api and bearer.lower().startswith("bearer "):
-            username = await api_tokens.user_of(bearer[7:].strip())
+            token = bearer[7:].strip()
+            username = await api_tokens.user_of(token)
             role = await users.role_of(username) if username else None
             if username is None or role is None:
                 return json_error(401, "unauthorized", "The API token is not valid.")
+
+            async def token_alive() -> bool:
+                user = await api_tokens.user_of(token)
+                return user is not None and await users.role_of(user) is not None
+
+            request[STILL_SIGNED_IN] = token_alive
         else:
-            token = request.cookies.get(SESSION_COOKIE)
-            session = await sessions.get(token, utcnow()) if token else None
+            cookie = request.cookies.get(session_cookie)
+            session = await sessions.get(cookie, utcnow()) if cookie else None
             username = session["username"] if session else None
             role = await users.role_of(username) if username else None
             if session is None or role not in SESSION_ROLES:
@@ -67,6 +86,12 @@ def auth_middleware(sessions: Sessions, api_tokens: ApiTokens, users: Users) -> 
                     raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs)}")
                 raise web.HTTPForbidden(text="Not logged in.")
             request[SESSION] = session
+            session_id = session["_id"]
+
+            async def session_alive() -> bool:
+                return await sessions.alive(session_id, utcnow())
+
+            request[STILL_SIGNED_IN] = session_alive
         assert username is not None and role is not None
         request[USER], request[ROLE] = username, role
         if action is None or not allowed(role, action):
@@ -86,18 +111,22 @@ def auth_middleware(sessions: Sessions, api_tokens: ApiTokens, users: Users) -> 
                 log.warning("admin.csrf_rejected", path=request.path)
                 if api:
                     return json_error(403, "csrf", "Send the session's X-CSRF-Token header.")
-                return render(
-                    request,
-                    "error.html",
-                    {
-                        "title": "Request refused",
-                        "message": "The form expired. Go back, reload the page and try again.",
-                    },
-                    status=403,
-                )
+                return form_expired(request)
         return await handler(request)
 
     return middleware
+
+
+def form_expired(request: web.Request) -> web.Response:
+    return render(
+        request,
+        "error.html",
+        {
+            "title": "Request refused",
+            "message": "The form expired. Go back, reload the page and try again.",
+        },
+        status=403,
+    )
 
 
 async def _csrf_ok(request: web.Request, session: dict[str, Any]) -> bool:
@@ -108,113 +137,74 @@ async def _csrf_ok(request: web.Request, session: dict[str, Any]) -> bool:
     return tokens_match(session["csrf_token"], given)
 
 
-def form_text(form: Any, name: str) -> str:
-    """A text field of a posted form ("" when absent or a file)."""
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
+class AccountHandlers(SignIn):
+    """What a signed-in member of staff does with their own account."""
 
-
-class AccountHandlers:
-    def __init__(self, resources: Resources) -> None:
-        self._settings = resources.settings
-        self.sessions = Sessions(resources.db)
-        self._users = Users(resources.db)
-
-    def _login_page(
-        self, request: web.Request, *, error: str = "", next_path: str = "/", status: int = 200
-    ) -> web.Response:
-        # Reuse the browser's token: a second tab (or a stray request) must not void the first.
-        csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token()
-        response = render(
+    async def account(self, request: web.Request) -> web.StreamResponse:
+        user = await self._users.get(request[USER])
+        return render(
             request,
-            "login.html",
-            {"error": error, "next": next_path, "login_csrf": csrf},
-            status=status,
+            "account.html",
+            {"account": user, "changed": "changed" in request.query},
         )
-        set_cookie(
-            response,
-            LOGIN_CSRF_COOKIE,
-            csrf,
-            path="/login",
-            secure=self._settings.cookie_secure,
-            samesite="Strict",
-        )
-        return response
 
-    async def login_form(self, request: web.Request) -> web.StreamResponse:
-        next_path = rules.safe_next(request.query.get("next"))
-        token = request.cookies.get(SESSION_COOKIE)
-        if token and await self.sessions.get(token, utcnow()):
-            raise web.HTTPSeeOther(next_path)
-        return self._login_page(request, next_path=next_path)
-
-    async def login(self, request: web.Request) -> web.StreamResponse:
+    async def change_own_password(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
-        next_path = rules.safe_next(form_text(form, "next"))
-        # Login CSRF: double-submit cookie, as there is no session yet.
-        if not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE), form_text(form, "csrf_token")):
-            return self._login_page(
-                request,
-                error="The form expired; please try again.",
-                next_path=next_path,
-                status=403,
+        username = request[USER]
+        current = form_text(form, "current_password")
+        new, again = form_text(form, "new_password"), form_text(form, "new_password_again")
+        user = await self._users.check_password(username, current)
+        try:
+            if user is None:
+                raise UserError("The current password is not right.")
+            if new != again:
+                raise UserError("The two new passwords differ.")
+            await self._users.set_password(username, new, must_change=False)
+        except UserError as error:
+            await self._audited(request, username, "user.password_change_failed", "failure")
+            account = await self._users.get(username)
+            return render(
+                request, "account.html", {"account": account, "error": str(error)}, status=400
             )
-        username = form_text(form, "username").strip()
-        password = form_text(form, "password")
-        now = utcnow()
-        # The attempt is counted before the password is checked, so that parallel guesses
-        # cannot all be checked while the username still looks unlocked.
-        if username and not await self._users.take_attempt(username, now):
-            log.warning("admin.login_locked")
-            return self._login_page(
-                request,
-                error="Too many failed attempts. Try again in 15 minutes.",
-                next_path=next_path,
-                status=429,
-            )
-        if not username or not await self._users.check_password(username, password):
-            log.warning("admin.login_failed")
-            return self._login_page(
-                request, error="Wrong username or password.", next_path=next_path, status=401
-            )
-        await self._users.clear_failures(username)
-        if await self._users.role_of(username) not in SESSION_ROLES:
-            # A disabled account, or a system's (LIS) account, which uses API tokens only.
-            log.warning("admin.login_refused_for_role")
-            return self._login_page(
-                request,
-                error="This account cannot sign in to the dashboard.",
-                next_path=next_path,
-                status=403,
-            )
-        token = await self.sessions.create(username, now)
-        log.info("admin.logged_in")
-        response = redirect(next_path)
-        set_cookie(
-            response,
-            SESSION_COOKIE,
-            token,
-            path="/",
-            secure=self._settings.cookie_secure,
-            max_age=int(rules.ADMIN_SESSION_TTL.total_seconds()),
-        )
-        response.del_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        await self._audited(request, username, "user.password_changed", "success")
+        # Every session of the user ends; this browser goes on in a new one.
+        await self.sessions.end_all(username)
+        role = role_of(request[ROLE])
+        assert role is not None
+        token = await self.sessions.start(username, LoginStage.DONE, utcnow(), {})
+        response = redirect("/account?changed=1")
+        self._set_session_cookie(response, token, signed_in=True)
         return response
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
-        token = request.cookies.get(SESSION_COOKIE)
+        token = request.cookies.get(self.session_cookie)
         if token:
             await self.sessions.delete(token)
+        await self._audited(request, request[USER], "logout", "success", role_of(request[ROLE]))
         response = redirect("/login")
-        response.del_cookie(SESSION_COOKIE, path="/")
+        response.del_cookie(self.session_cookie, path="/")
         return response
 
 
 def setup_accounts(app: web.Application, resources: Resources) -> None:
-    handlers = AccountHandlers(resources)
+    handlers, steps = AccountHandlers(resources), LoginSteps(resources)
     app.middlewares.append(
-        auth_middleware(handlers.sessions, ApiTokens(resources.db), Users(resources.db))
+        auth_middleware(
+            handlers.sessions,
+            ApiTokens(resources.db),
+            Users(resources.db),
+            handlers.session_cookie,
+        )
     )
     app.router.add_get("/login", handlers.login_form)
     app.router.add_post("/login", handlers.login)
+    app.router.add_get("/login/password", steps.password_form)
+    app.router.add_post("/login/password", steps.change_password)
+    app.router.add_get("/login/mfa", steps.mfa_form)
+    app.router.add_post("/login/mfa", steps.check_mfa)
+    app.router.add_get("/login/mfa/setup", steps.mfa_setup_form)
+    app.router.add_post("/login/mfa/setup", steps.set_up_mfa)
+    app.router.add_post("/login/recovery-codes", steps.recovery_codes_seen)
+    app.router.add_get("/account", handlers.account)
+    app.router.add_post("/account/password", handlers.change_own_password)
     app.router.add_post("/logout", handlers.logout)

@@ -1,13 +1,11 @@
-"""What staff accounts store: users (argon2id password hashes), browser sessions and API
-tokens; tokens and session cookies are random and only their SHA-256 is kept. The `users`,
-`sessions`, `login_failures` and `api_tokens` collections are written only here."""
+"""What staff accounts store: users (argon2id password hashes, TOTP second factor) and API
+tokens (random; only their SHA-256 is kept). The `users` and `api_tokens` collections are
+written only here; sessions and login counters are `sessions_store`."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -30,11 +28,18 @@ class UserError(ValueError):
     """A user cannot be created as asked; the text says why."""
 
 
-async def create_user(db: Database, username: str, password: str, role: Role = Role.ADMIN) -> None:
-    """Create a user with an argon2id password hash (used by `resultflow users create`)."""
+async def create_user(
+    db: Database,
+    username: str,
+    password: str,
+    role: Role = Role.ADMIN,
+    *,
+    must_change_password: bool = False,
+) -> None:
+    """Create a user with an argon2id password hash."""
     if problem := rules.username_problem(username):
         raise UserError(problem)
-    if problem := rules.password_problem(password):
+    if problem := rules.password_problem(password, username):
         raise UserError(problem)
     password_hash = await asyncio.to_thread(_hasher.hash, password)
     try:
@@ -42,8 +47,11 @@ async def create_user(db: Database, username: str, password: str, role: Role = R
             {
                 "username": username,
                 "password_hash": password_hash,
+                "must_change_password": must_change_password,
                 "role": Role(role).value,
                 "disabled": False,
+                "mfa": None,
+                "known_addresses": [],
                 "created_at": utcnow(),
             }
         )
@@ -62,6 +70,20 @@ class Users:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    async def get(self, username: str) -> dict[str, Any] | None:
+        """A user as pages may show it: no password hash, no MFA secret."""
+        return await self._db.users.find_one(
+            {"username": username}, {"password_hash": 0, "mfa.secret": 0}
+        )
+
+    async def mfa_secret(self, username: str) -> str | None:
+        user = await self._db.users.find_one({"username": username}, {"mfa.secret": 1})
+        return (user.get("mfa") or {}).get("secret") if user else None
+
+    async def all(self) -> list[dict[str, Any]]:
+        cursor = self._db.users.find({}, {"password_hash": 0, "mfa.secret": 0}).sort("username")
+        return await cursor.to_list()
+
     async def role_of(self, username: str) -> Role | None:
         """The role of an enabled user; None for an unknown or disabled one (it may do
         nothing, whatever session or token it still holds)."""
@@ -76,6 +98,22 @@ class Users:
     async def set_disabled(self, username: str, disabled: bool) -> None:
         await self._changed(username, {"disabled": disabled})
 
+    async def set_password(self, username: str, password: str, *, must_change: bool) -> None:
+        if problem := rules.password_problem(password, username):
+            raise UserError(problem)
+        password_hash = await asyncio.to_thread(_hasher.hash, password)
+        await self._changed(
+            username,
+            {
+                "password_hash": password_hash,
+                "must_change_password": must_change,
+                "password_changed_at": utcnow(),
+            },
+        )
+
+    async def reset_mfa(self, username: str) -> None:
+        await self._changed(username, {"mfa": None})
+
     async def _changed(self, username: str, fields: dict[str, Any]) -> None:
         result = await self._db.users.update_one(
             {"username": username}, {"$set": {**fields, "updated_at": utcnow()}}
@@ -83,74 +121,64 @@ class Users:
         if result.matched_count == 0:
             raise UserError(f"User {username!r} does not exist.")
 
-    async def take_attempt(self, username: str, now: datetime) -> bool:
-        """Count one login attempt for `username` before its password is checked; False
-        (nothing counted) when the username is locked.
-
-        Counting first, in one atomic update, is what keeps parallel guesses from all being
-        checked while the count still looks low. The attempt that reaches the limit locks the
-        username at once: its password is still checked, and a right one clears the lock.
-        """
-        with contextlib.suppress(DuplicateKeyError):  # a parallel attempt created it first
-            await self._db.login_failures.update_one(
-                {"_id": username}, {"$setOnInsert": {"failures": 0}}, upsert=True
-            )
-        unlocked = {"$or": [{"locked_until": None}, {"locked_until": {"$lte": now}}]}
-        counted = await self._db.login_failures.find_one_and_update(
-            {"_id": username, "failures": {"$lt": rules.LOGIN_MAX_FAILURES - 1}, **unlocked},
-            {"$inc": {"failures": 1}, "$set": {"last_failure_at": now}},
-        )
-        if counted is not None:
-            return True
-        locked = await self._db.login_failures.find_one_and_update(
-            {"_id": username, "failures": {"$gte": rules.LOGIN_MAX_FAILURES - 1}, **unlocked},
-            {
-                "$set": {
-                    "failures": 0,
-                    "last_failure_at": now,
-                    "locked_until": rules.lock_after_failure(rules.LOGIN_MAX_FAILURES, now),
-                }
-            },
-        )
-        return locked is not None
-
-    async def check_password(self, username: str, password: str) -> bool:
+    async def check_password(self, username: str, password: str) -> dict[str, Any] | None:
+        """The user, when `password` is theirs; None otherwise. A hash made with weaker
+        parameters than today's is replaced on the way."""
         user = await self._db.users.find_one({"username": username})
         password_hash = user["password_hash"] if user else _DUMMY_HASH
         # argon2 is deliberately slow (tens of ms): keep it off the event loop.
-        ok = await asyncio.to_thread(_verify, password_hash, password)
-        return ok and user is not None
+        if not await asyncio.to_thread(_verify, password_hash, password) or user is None:
+            return None
+        if _hasher.check_needs_rehash(password_hash):
+            stronger = await asyncio.to_thread(_hasher.hash, password)
+            await self._db.users.update_one(
+                {"_id": user["_id"], "password_hash": password_hash},
+                {"$set": {"password_hash": stronger}},
+            )
+        del user["password_hash"]
+        if user.get("mfa"):
+            user["mfa"].pop("secret", None)
+        return user
 
-    async def clear_failures(self, username: str) -> None:
-        await self._db.login_failures.delete_one({"_id": username})
+    async def remember_address(self, username: str, address: str, known: list[str]) -> None:
+        """Keep the addresses the user last signed in from (the per-user login limit spares
+        them, see `accounts_logic.login_limits`)."""
+        kept = [address, *(a for a in known if a != address)][: rules.KNOWN_ADDRESSES_KEPT]
+        await self._db.users.update_one(
+            {"username": username}, {"$set": {"known_addresses": kept, "last_login_at": utcnow()}}
+        )
 
-
-class Sessions:
-    """Admin sessions: the cookie holds a random token, the database only its SHA-256."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def create(self, username: str, now: datetime) -> str:
-        token = new_token()
-        await self._db.sessions.insert_one(
+    async def enable_mfa(
+        self, username: str, secret: str, step: int, recovery_hashes: list[str]
+    ) -> None:
+        await self._changed(
+            username,
             {
-                "token_hash": token_hash(token),
-                "username": username,
-                "csrf_token": new_token(),
-                "created_at": now,
-                "expires_at": now + rules.ADMIN_SESSION_TTL,
-            }
-        )
-        return token
-
-    async def get(self, token: str, now: datetime) -> dict[str, Any] | None:
-        return await self._db.sessions.find_one(
-            {"token_hash": token_hash(token), "expires_at": {"$gt": now}}
+                "mfa": {
+                    "secret": secret,
+                    "last_step": step,
+                    "recovery_hashes": recovery_hashes,
+                    "enrolled_at": utcnow(),
+                }
+            },
         )
 
-    async def delete(self, token: str) -> None:
-        await self._db.sessions.delete_one({"token_hash": token_hash(token)})
+    async def use_mfa_step(self, username: str, step: int) -> bool:
+        """Record `step` as used; False if it (or a later one) already was: a code is
+        good once, even when two requests race with it."""
+        result = await self._db.users.update_one(
+            {"username": username, "mfa.last_step": {"$lt": step}},
+            {"$set": {"mfa.last_step": step}},
+        )
+        return result.modified_count == 1
+
+    async def use_recovery_code(self, username: str, code_hash: str) -> bool:
+        """Spend one recovery code; False if it is not (or no longer) one of the user's."""
+        result = await self._db.users.update_one(
+            {"username": username, "mfa.recovery_hashes": code_hash},
+            {"$pull": {"mfa.recovery_hashes": code_hash}},
+        )
+        return result.modified_count == 1
 
 
 class ApiTokens:

@@ -6,8 +6,10 @@ release rules is audited the same way. Batch-wide actions: `batch_actions`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +20,12 @@ from services.gateway.queries import NotificationQueries
 from services.infra import phones
 from services.infra.audit import Audit, staff
 from services.infra.broker import publish
-from services.infra.documents import MAYBE_SENT, ReportDocument, StaffActionDocument
+from services.infra.documents import (
+    MAYBE_SENT,
+    AuditOutcome,
+    ReportDocument,
+    StaffActionDocument,
+)
 from services.infra.errors import ReportNotFoundError
 from services.infra.release_rules import ReleaseRules, ReleaseRuleStore
 from services.infra.report_status import FINAL, TEXTABLE_AGAIN, WAITING, can_move
@@ -64,6 +71,12 @@ class StaffActions:
         self, report_id: str, user: str, reason: str, client: dict[str, Any]
     ) -> ReportDocument:
         """Let a waiting report go out. One that is incomplete needs a reason."""
+        async with self._refusal_audited("release", report_id, user, reason, client):
+            return await self._release(report_id, user, reason, client)
+
+    async def _release(
+        self, report_id: str, user: str, reason: str, client: dict[str, Any]
+    ) -> ReportDocument:
         report = await self.get(report_id)
         status = ReportStatus(report["status"])
         if status not in WAITING:
@@ -85,6 +98,12 @@ class StaffActions:
         self, report_id: str, user: str, reason: str, client: dict[str, Any]
     ) -> ReportDocument:
         """Stop a report for good: nothing more is sent and its link stops working."""
+        async with self._refusal_audited("withdraw", report_id, user, reason, client):
+            return await self._withdraw(report_id, user, reason, client)
+
+    async def _withdraw(
+        self, report_id: str, user: str, reason: str, client: dict[str, Any]
+    ) -> ReportDocument:
         report = await self.get(report_id)
         status = ReportStatus(report["status"])
         if status in FINAL:
@@ -108,6 +127,18 @@ class StaffActions:
         """Send the patient a new SMS with a new link (the old link stops working, a locked
         one is unlocked), to a corrected number when one is given. One SMS per `request_id`,
         however often the same request arrives (a double click, a retried API call)."""
+        async with self._refusal_audited(why, report_id, user, "", client):
+            return await self._text_again(report_id, user, client, request_id, phone, why)
+
+    async def _text_again(
+        self,
+        report_id: str,
+        user: str,
+        client: dict[str, Any],
+        request_id: str,
+        phone: str,
+        why: str,
+    ) -> ReportDocument:
         report = await self.get(report_id)
         status = ReportStatus(report["status"])
         if status not in TEXTABLE_AGAIN or not await self._texted_before(report):
@@ -141,6 +172,10 @@ class StaffActions:
 
     async def retry(self, report_id: str, user: str, client: dict[str, Any]) -> ReportDocument:
         """Run a failed report again from the stage that failed."""
+        async with self._refusal_audited("retry", report_id, user, "", client):
+            return await self._retry(report_id, user, client)
+
+    async def _retry(self, report_id: str, user: str, client: dict[str, Any]) -> ReportDocument:
         report = await self.get(report_id)
         if report["status"] != ReportStatus.FAILED:
             raise ActionRefused(
@@ -167,9 +202,31 @@ class StaffActions:
     ) -> datetime:
         updated_at = await self._rules.put(self._resources.settings.lab_id, rules, user)
         await self._audit.write(
-            staff(user), "release_rules.changed", None, {"rules": len(rules.rules), **client}
+            staff(user),
+            "release_rules.changed",
+            None,
+            {"rules": len(rules.rules), **client},
+            object=self._resources.settings.lab_id,
         )
         return updated_at
+
+    @contextlib.asynccontextmanager
+    async def _refusal_audited(
+        self, attempt: str, report_id: str, user: str, reason: str, client: dict[str, Any]
+    ) -> AsyncIterator[None]:
+        """A refused attempt is audited too (`report.<attempt>_refused`), with why."""
+        try:
+            yield
+        except ActionRefused as refused:
+            detail = {"reason": clean(reason), "refused": refused.reason, **client}
+            await self._audit.write(
+                staff(user),
+                f"report.{attempt}_refused",
+                report_id,
+                detail,
+                outcome=AuditOutcome.REFUSED,
+            )
+            raise
 
     async def _texted_before(self, report: ReportDocument) -> bool:
         return any(

@@ -46,18 +46,25 @@ async def accept_upload(
     resources: Resources, batches: Batches, request: web.Request, missing: str
 ) -> BatchDocument:
     """The sheet in the request's multipart field `file`, stored and handed to ingest as a
-    new batch; UploadRefused (`missing` when there is no file) otherwise."""
+    new batch; UploadRefused (`missing` when there is no file) otherwise. Audited either way."""
+    audit, actor, client = Audit(resources.db), staff(request[USER]), client_detail(request)
     form = await request.post()
     field = form.get("file")
-    if not isinstance(field, web.FileField) or not field.filename:
-        raise UploadRefused(missing)
-    filename = logic.clean_filename(field.filename)
-    data = await asyncio.to_thread(field.file.read)
-    if problem := logic.upload_problem(filename, data):
-        raise UploadRefused(problem)
-    return await start_batch(
-        resources, batches, filename=filename, data=data, uploaded_by=request[USER]
-    )
+    filename, problem = "", missing
+    if isinstance(field, web.FileField) and field.filename:
+        filename = logic.clean_filename(field.filename)
+        data = await asyncio.to_thread(field.file.read)
+        problem = logic.upload_problem(filename, data) or ""
+        if not problem:
+            batch = await start_batch(
+                resources, batches, filename=filename, data=data, uploaded_by=request[USER]
+            )
+            detail = {"filename": filename, "bytes": len(data), **client}
+            await audit.write(actor, "batch.uploaded", None, detail, object=batch["_id"])
+            return batch
+    detail = {"filename": filename, "refused": problem, **client}
+    await audit.write(actor, "batch.upload_refused", None, detail, outcome="refused")
+    raise UploadRefused(problem)
 
 
 async def start_batch(
@@ -236,10 +243,10 @@ class AdminHandlers:
         if report is None or not report.get("pdf_file_id"):
             raise web.HTTPNotFound(text="No PDF for this report.")
         stored = await self._resources.files.get(report["pdf_file_id"])
-        await self._audit.write(
-            staff(request[USER]), "report.viewed", report["_id"], client_detail(request)
-        )
-        return pdf_response(stored.data, report.get("sample_date"))
+        download = request.query.get("download") == "1"
+        action = "report.downloaded" if download else "report.viewed"
+        await self._audit.write(staff(request[USER]), action, report["_id"], client_detail(request))
+        return pdf_response(stored.data, report.get("sample_date"), download=download)
 
     async def outbox(self, request: web.Request) -> web.StreamResponse:
         if self._settings.sms_provider != "outbox":

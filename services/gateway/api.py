@@ -7,16 +7,15 @@ of routes: `setup_api` registers it and `openapi.document` describes it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from services.gateway import logic, timeline
 from services.gateway.actions import ActionRefused, StaffActions, new_request_id
 from services.gateway.admin import UploadRefused, accept_upload
 from services.gateway.api_models import (
     ActionBody,
+    AuditList,
     BatchActionBody,
     BatchActionResult,
     BatchCreated,
@@ -24,6 +23,7 @@ from services.gateway.api_models import (
     BatchSummary,
     BatchView,
     LeftAlone,
+    NewUser,
     ReleaseMany,
     ReleaseManyResult,
     ReleaseOutcome,
@@ -33,7 +33,11 @@ from services.gateway.api_models import (
     ReportView,
     RulesSaved,
     TextAgainBody,
+    UserActionBody,
+    UserChanged,
+    UserList,
 )
+from services.gateway.audit_pages import AUDIT_FILTERS, audit_list
 from services.gateway.batch_actions import BatchActions
 from services.gateway.openapi import Operation, document
 from services.gateway.queries import (
@@ -44,7 +48,16 @@ from services.gateway.queries import (
     ReportQueries,
     page_number,
 )
-from services.gateway.web import USER, client_detail, json_error, own_batches_only, sees_batch
+from services.gateway.users import PAGE_ACTIONS, UserApi
+from services.gateway.web import (
+    USER,
+    body,
+    client_detail,
+    json_error,
+    ok,
+    own_batches_only,
+    sees_batch,
+)
 from services.infra.audit import Audit, staff
 from services.infra.batches import Batches
 from services.infra.release_rules import ReleaseRules, ReleaseRuleStore
@@ -54,26 +67,7 @@ PREFIX = "/api/v1"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def ok(model: BaseModel, status: int = 200) -> web.Response:
-    return web.json_response(text=model.model_dump_json(), status=status)
-
-
-async def body(request: web.Request, model: type[BaseModel]) -> Any:
-    """The request's JSON body as `model`; a 400 naming what is wrong otherwise."""
-    try:
-        return model.model_validate_json(await request.read() or b"{}")
-    except ValidationError as error:
-        detail = [
-            {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
-            for e in error.errors()
-        ]
-        raise web.HTTPBadRequest(
-            text=web.json_response({"error": "invalid", "detail": detail}).text,
-            content_type="application/json",
-        ) from None
-
-
-class ApiHandlers:
+class ApiHandlers(UserApi):
     def __init__(self, resources: Resources) -> None:
         self._resources = resources
         self._batch_writes = Batches(resources.db)
@@ -84,6 +78,7 @@ class ApiHandlers:
         self._actions = StaffActions(resources)
         self._batch_actions = BatchActions(resources)
         self._rules = ReleaseRuleStore(resources.db)
+        super().__init__(resources)
 
     async def openapi(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(document(OPERATIONS, PREFIX))
@@ -219,6 +214,9 @@ class ApiHandlers:
         left = [LeftAlone(id=report_id, detail=why) for report_id, why in outcome.left]
         return ok(BatchActionResult(done=outcome.done, left=left))
 
+    async def list_audit(self, request: web.Request) -> web.StreamResponse:
+        return await audit_list(self._audit, request)
+
     async def get_rules(self, request: web.Request) -> web.StreamResponse:
         return ok(await self._rules.get(self._resources.settings.lab_id))
 
@@ -265,6 +263,15 @@ OPERATIONS: tuple[Operation, ...] = (
               response=ReleaseRules),
     Operation("PUT", "/release-rules", "put_rules", "Replace the lab's release rules",
               body=ReleaseRules, response=RulesSaved, errors=(400,)),
+    Operation("GET", "/users", "list_users", "Staff accounts (admins)", response=UserList),
+    Operation("POST", "/users", "create_user", "Add a member of staff; returns a temporary "
+              "password", body=NewUser, response=UserChanged, status=201, errors=(400, 409)),
+    Operation("POST", "/users/{username}/{action}", "user_action", "set-role, disable, "
+              "enable, reset-password or reset-mfa; each ends the user's sessions",
+              body=UserActionBody, response=UserChanged, errors=(400, 404, 409),
+              choices=(("action", PAGE_ACTIONS),)),
+    Operation("GET", "/audit", "list_audit", "The audit trail, newest first (admins)",
+              response=AuditList, query=(*AUDIT_FILTERS, "page"), errors=(400,)),
 )  # fmt: skip
 
 

@@ -74,6 +74,7 @@ class BatchActions:
             "batch.cancelled",
             None,
             {"batch_id": batch_id, "reason": clean(reason), **client},
+            object=batch_id,
         )
         outcome = BatchOutcome()
         for report in await self._queries.reports(batch_id):

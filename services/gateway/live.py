@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from contracts.v1 import ReportStatusChanged
 from services.gateway.queries import BatchQueries
-from services.gateway.web import sees_batch
+from services.gateway.web import STILL_SIGNED_IN, sees_batch
 from services.infra.consumer import subscribe
 from services.infra.service import Resources
 
@@ -82,16 +83,22 @@ class LiveHandlers:
 
     async def batch_events(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: a counts snapshot on every status change, and every 2 s anyway
-        (another gateway replica may have consumed the event)."""
+        (another gateway replica may have consumed the event), while the session lasts."""
         batch_id = request.match_info["batch_id"]
         summary = await self._summary(request)
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
         )
         await response.prepare(request)
+        still_signed_in, checked_at = request[STILL_SIGNED_IN], time.monotonic()
         with self._events.listen(batch_id) as woken:
             try:
                 while not self._events.closing:
+                    # The stream ends with its session (logout, timeout, a disabled user).
+                    if time.monotonic() - checked_at >= LIVE_REFRESH_SECONDS:
+                        if not await still_signed_in():
+                            break
+                        checked_at = time.monotonic()
                     await response.write(f"event: counts\ndata: {json.dumps(summary)}\n\n".encode())
                     try:
                         await asyncio.wait_for(woken.wait(), timeout=LIVE_REFRESH_SECONDS)

@@ -10,6 +10,7 @@
 | `portal`   | patients: the SMS link, the second check, the report                |
 | `webhooks` | SMS providers' delivery receipts                                   |
 | `ops`      | operators: health and metrics                                      |
+| `audit_pages` | admins: the audit trail, its filters and CSV export               |
 
 Run as `resultflow gateway` (or `python -m services.gateway.main`).
 """
@@ -24,11 +25,13 @@ from services.gateway import logic
 from services.gateway.accounts import setup_accounts
 from services.gateway.admin import setup_admin
 from services.gateway.api import setup_api
+from services.gateway.audit_pages import setup_audit
 from services.gateway.live import setup_live
 from services.gateway.ops import setup_ops
 from services.gateway.portal import setup_portal
 from services.gateway.review import setup_review
-from services.gateway.web import RedactingAccessLogger, setup_pages
+from services.gateway.users import setup_users
+from services.gateway.web import RedactingAccessLogger, body_limits, setup_pages
 from services.gateway.webhooks import setup_webhooks
 from services.infra.service import Resources
 
@@ -37,11 +40,14 @@ def create_app(resources: Resources | None = None) -> web.Application:
     resources = resources or Resources.create("gateway")
     # The multipart envelope around a maximum-size sheet still has to fit.
     app = web.Application(client_max_size=logic.MAX_UPLOAD_BYTES + 256 * 1024)
-    # Accounts first: its middleware must know the user before a page's context is built.
+    app.middlewares.append(body_limits)  # before anything reads a body
+    # Accounts next: its middleware must know the user before a page's context is built.
     setup_accounts(app, resources)
     setup_pages(app, resources.settings)
     setup_admin(app, resources)
     setup_review(app, resources)
+    setup_users(app, resources)
+    setup_audit(app, resources)
     setup_api(app, resources)
     setup_live(app, resources)
     setup_portal(app, resources)

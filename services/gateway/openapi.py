@@ -15,6 +15,7 @@ from services.gateway.api_models import ErrorBody
 REF = "#/components/schemas/{model}"
 STATUS_TEXT = {
     200: "OK",
+    201: "Created",
     202: "Accepted",
     400: "The request is not valid: `detail` says what to change.",
     401: "No valid bearer token or session.",

@@ -1,14 +1,24 @@
-"""Operations: liveness/readiness (`/healthz`) and Prometheus metrics (`/metrics`)."""
+"""Operations: liveness (`/healthz`, public, says nothing but "ok"), readiness (`/readyz`:
+MongoDB and the broker) and Prometheus metrics (`/metrics`).
+
+Readiness and metrics answer only `Authorization: Bearer <RESULTFLOW_METRICS_TOKEN>`; with no
+token configured they answer no one. Metrics are counted at most once per
+`metrics_cache_seconds` per gateway process, however many scrapers ask (one counts, the
+others wait for its figures), so a scrape never costs a scan of the collections.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from services.gateway import logic
+from services.gateway.web import json_error
 from services.infra.audit import PATIENT
 from services.infra.database import Database
 from services.infra.service import Resources
@@ -24,40 +34,83 @@ class Stats:
         )
         return {str(row["_id"]): int(row["n"]) async for row in cursor}
 
-    async def reports_by_status(self) -> dict[str, int]:
-        return await self._group("reports", "status", {})
+    async def metrics_text(self) -> str:
+        return logic.metrics_text(
+            await self._group("reports", "status", {}),
+            await self._group("batches", "status", {}),
+            await self._group("audit", "action", {"actor": PATIENT}),
+        )
 
-    async def batches_by_status(self) -> dict[str, int]:
-        return await self._group("batches", "status", {})
 
-    async def portal_events(self) -> dict[str, int]:
-        return await self._group("audit", "action", {"actor": PATIENT})
+class Cached:
+    """The last value of `compute`, made again only when older than `ttl` seconds; callers
+    arriving while it is being made wait for that one computation (single flight)."""
+
+    def __init__(self, compute: Callable[[], Awaitable[str]], ttl: float) -> None:
+        self._compute = compute
+        self._ttl = ttl
+        self._lock = asyncio.Lock()
+        self._value: str | None = None
+        self._made_at = 0.0
+        self.computations = 0
+
+    def _fresh(self) -> bool:
+        return self._value is not None and time.monotonic() - self._made_at < self._ttl
+
+    async def get(self) -> str:
+        if not self._fresh():
+            async with self._lock:
+                if not self._fresh():
+                    self._value = await self._compute()
+                    self._made_at = time.monotonic()
+                    self.computations += 1
+        assert self._value is not None
+        return self._value
 
 
 class OpsHandlers:
     def __init__(self, resources: Resources) -> None:
         self._resources = resources
-        self._stats = Stats(resources.db)
+        self._token = resources.settings.metrics_token
+        self.metrics_cache = Cached(
+            Stats(resources.db).metrics_text, resources.settings.metrics_cache_seconds
+        )
+
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        """None when the request carries the metrics token; else the answer to give."""
+        if not self._token:
+            return json_error(403, "forbidden", "No metrics token is configured.")
+        given = request.headers.get("Authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not logic.tokens_match(self._token, token.strip()):
+            response = json_error(401, "unauthorized", "Send the metrics bearer token.")
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        return None
 
     async def healthz(self, request: web.Request) -> web.Response:
+        """Liveness: the process answers. Nothing about what it depends on."""
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if refused := self._refusal(request):
+            return refused
         mongodb = broker = False
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._resources.db.command("ping"), timeout=3)
             mongodb = True
         with contextlib.suppress(Exception):
             broker = bool(await self._resources.broker.ping(timeout=3))
-        healthy = mongodb and broker
+        ready = mongodb and broker
         return web.json_response(
-            {"status": "ok" if healthy else "unavailable", "mongodb": mongodb, "broker": broker},
-            status=200 if healthy else 503,
+            {"status": "ok" if ready else "unavailable", "mongodb": mongodb, "broker": broker},
+            status=200 if ready else 503,
         )
 
     async def metrics(self, request: web.Request) -> web.Response:
-        text = logic.metrics_text(
-            await self._stats.reports_by_status(),
-            await self._stats.batches_by_status(),
-            await self._stats.portal_events(),
-        )
+        if refused := self._refusal(request):
+            return refused
+        text = await self.metrics_cache.get()
         return web.Response(
             body=text.encode(),
             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
@@ -67,4 +120,5 @@ class OpsHandlers:
 def setup_ops(app: web.Application, resources: Resources) -> None:
     handlers = OpsHandlers(resources)
     app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.metrics)

@@ -28,6 +28,8 @@ class Action(StrEnum):
     UPLOAD = "upload"
     REVIEW = "review"  # release, withdraw, retry, resend, new link, batch actions
     MANAGE_RULES = "manage_rules"
+    VIEW_AUDIT = "view_audit"  # the whole audit trail: admins only
+    MANAGE_USERS = "manage_users"  # create, change role, disable, reset password or MFA
 
 
 PERMISSIONS: Mapping[Role, frozenset[Action]] = {
@@ -54,10 +56,21 @@ ROUTE_ACTIONS: Mapping[tuple[str, str], Action] = {
     ("GET", "/r/{token}/report.pdf"): Action.PUBLIC,
     ("POST", "/webhooks/twilio/status"): Action.PUBLIC,
     ("GET", "/healthz"): Action.PUBLIC,
+    # Readiness and metrics check the metrics token themselves (`ops`).
+    ("GET", "/readyz"): Action.PUBLIC,
     ("GET", "/metrics"): Action.PUBLIC,
     ("GET", "/static"): Action.PUBLIC,
     ("GET", f"{A}/openapi.json"): Action.PUBLIC,
+    ("GET", "/login/password"): Action.PUBLIC,  # the login's later steps: their own checks
+    ("POST", "/login/password"): Action.PUBLIC,
+    ("GET", "/login/mfa"): Action.PUBLIC,
+    ("POST", "/login/mfa"): Action.PUBLIC,
+    ("GET", "/login/mfa/setup"): Action.PUBLIC,
+    ("POST", "/login/mfa/setup"): Action.PUBLIC,
+    ("POST", "/login/recovery-codes"): Action.PUBLIC,
     ("POST", "/logout"): Action.SIGNED_IN,
+    ("GET", "/account"): Action.SIGNED_IN,
+    ("POST", "/account/password"): Action.SIGNED_IN,
     # batches
     ("GET", "/"): Action.VIEW_BATCHES,
     ("GET", "/batches/{batch_id}"): Action.VIEW_BATCHES,
@@ -92,6 +105,16 @@ ROUTE_ACTIONS: Mapping[tuple[str, str], Action] = {
     # the lab's settings
     ("POST", "/release-rules"): Action.MANAGE_RULES,
     ("PUT", f"{A}/release-rules"): Action.MANAGE_RULES,
+    # the audit trail
+    ("GET", "/audit"): Action.VIEW_AUDIT,
+    ("GET", "/audit.csv"): Action.VIEW_AUDIT,
+    ("GET", f"{A}/audit"): Action.VIEW_AUDIT,
+    ("GET", "/users"): Action.MANAGE_USERS,
+    ("POST", "/users"): Action.MANAGE_USERS,
+    ("POST", "/users/{username}/{action}"): Action.MANAGE_USERS,
+    ("GET", f"{A}/users"): Action.MANAGE_USERS,
+    ("POST", f"{A}/users"): Action.MANAGE_USERS,
+    ("POST", f"{A}/users/{{username}}/{{action}}"): Action.MANAGE_USERS,
 }
 
 

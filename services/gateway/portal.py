@@ -20,7 +20,7 @@ from services.gateway.portal_logic import LinkState
 from services.gateway.web import client_detail, pdf_response, redirect, render, set_cookie
 from services.infra.audit import PATIENT, Audit
 from services.infra.database import Database
-from services.infra.documents import ReportDocument
+from services.infra.documents import AuditOutcome, ReportDocument
 from services.infra.service import Resources
 from services.infra.tokens import new_token, token_hash
 
@@ -150,6 +150,7 @@ class PortalHandlers:
         token = request.match_info["token"]
         report, state = await self._load(token)
         if report is None or state is not LinkState.OPEN:
+            await self._check_refused(request, report, state.value)
             return self._closed_page(request, state)
         form = await request.post()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -170,11 +171,15 @@ class PortalHandlers:
         limit = self._settings.portal_max_attempts
         attempts = await self._reports.take_check_attempt(report["_id"], limit)
         if attempts is None:
+            await self._check_refused(request, report, LinkState.LOCKED.value)
             return self._closed_page(request, LinkState.LOCKED)
         if not rules.date_of_birth_matches(entered, report["patient"].get("date_of_birth")):
             return await self._wrong_date(request, token, report, attempts)
         await self._reports.clear_failed_checks(report["_id"])
         session = await self._sessions.create(report["_id"], utcnow())
+        await self._audit.write(
+            PATIENT, "portal.check_passed", report["_id"], client_detail(request)
+        )
         log.info("portal.check_passed", report_id=report["_id"])
         response = redirect(f"/r/{token}/report")
         self._set_cookie(
@@ -194,10 +199,14 @@ class PortalHandlers:
         detail = client_detail(request)
         if failed >= limit:
             await self._reports.lock_link(report["_id"])
-            await self._audit.write(PATIENT, "portal.locked", report["_id"], detail)
+            await self._audit.write(
+                PATIENT, "portal.locked", report["_id"], detail, outcome=AuditOutcome.FAILURE
+            )
             log.warning("portal.locked", report_id=report["_id"])
             return self._closed_page(request, LinkState.LOCKED)
-        await self._audit.write(PATIENT, "portal.check_failed", report["_id"], detail)
+        await self._audit.write(
+            PATIENT, "portal.check_failed", report["_id"], detail, outcome=AuditOutcome.FAILURE
+        )
         log.info("portal.check_failed", report_id=report["_id"], failed_attempts=failed)
         left = rules.remaining_attempts(failed, limit)
         noun = "attempt" if left == 1 else "attempts"
@@ -207,6 +216,15 @@ class PortalHandlers:
             error=f"That date of birth does not match our records. {left} {noun} left.",
             status=400,
         )
+
+    async def _check_refused(
+        self, request: web.Request, report: ReportDocument | None, why: str
+    ) -> None:
+        """A date of birth sent to a link that is not open (unknown, expired, locked...)."""
+        detail = {"link": why, **client_detail(request)}
+        report_id = report["_id"] if report else None
+        outcome = AuditOutcome.REFUSED
+        await self._audit.write(PATIENT, "portal.check_refused", report_id, detail, outcome=outcome)
 
     async def _authorised(self, request: web.Request) -> tuple[str, ReportDocument]:
         """The report behind a link whose owner passed the check; else back to the check."""

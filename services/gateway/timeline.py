@@ -124,7 +124,7 @@ def audit_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "at": record.get("at"),
                 "actor": str(record.get("actor") or ""),
                 "action": str(record.get("action") or ""),
-                "ip": str(detail.get("ip") or ""),
+                "ip": str(record.get("client") or detail.get("ip") or ""),
                 "user_agent": str(detail.get("user_agent") or ""),
             }
         )

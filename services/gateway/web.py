@@ -14,8 +14,9 @@ import jinja2
 import structlog
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from pydantic import BaseModel, ValidationError
 
-from services.gateway import logic
+from services.gateway import logic, proxies
 from services.gateway.permissions import Role, can, can_see_batch, role_of
 from services.infra.settings import Settings
 
@@ -25,6 +26,9 @@ SESSION = web.RequestKey("session", dict[str, Any])
 USER = web.RequestKey("user", str)
 ROLE = web.RequestKey("role", str)
 NONCE = web.RequestKey("csp_nonce", str)
+# Whether the request's session (or API token) is still good: long responses (SSE) ask.
+STILL_SIGNED_IN = web.RequestKey[Callable[[], Awaitable[bool]]]("still_signed_in")
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[proxies.Network, ...])
 
 
 def csp_nonce(request: web.Request) -> str:
@@ -63,6 +67,7 @@ def setup_pages(app: web.Application, settings: Settings) -> None:
         filters={"datetime": format_datetime},
     )
     app.on_response_prepare.append(security_headers(https=settings.cookie_secure))
+    app[TRUSTED_PROXIES] = proxies.trusted_networks(settings.trusted_proxies)
     app.router.add_static("/static/", HERE / "static")
 
 
@@ -71,6 +76,7 @@ PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=()"
 STRICT_TRANSPORT_SECURITY = "max-age=31536000; includeSubDomains"
 
 ResponseHook = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def security_headers(*, https: bool) -> ResponseHook:
@@ -103,6 +109,52 @@ def security_headers(*, https: bool) -> ResponseHook:
     return add_security_headers
 
 
+# Request bodies: a sheet upload may be large (the app's client_max_size), a form or an API
+# body is small, and what anyone may post without signing in is smaller still.
+SMALL_BODY_BYTES = 8 * 1024
+FORM_BODY_BYTES = 256 * 1024
+SMALL_BODY_ROUTES = frozenset(
+    {
+        "/login",
+        "/login/password",
+        "/login/mfa",
+        "/login/mfa/setup",
+        "/login/recovery-codes",
+        "/logout",
+        "/r/{token}",
+        "/webhooks/twilio/status",
+    }
+)
+UPLOAD_ROUTES = frozenset({"/upload", "/api/v1/batches"})
+
+
+def body_limit(route: str, upload_limit: int) -> int:
+    if route in SMALL_BODY_ROUTES:
+        return SMALL_BODY_BYTES
+    return upload_limit if route in UPLOAD_ROUTES else FORM_BODY_BYTES
+
+
+@web.middleware
+async def body_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a body larger than its route takes (413) before anything reads it. Bodies
+    under a limit below the app's must say their length: a chunked one is refused (411)."""
+    if request.can_read_body and request.match_info.http_exception is None:
+        resource = request.match_info.route.resource
+        limit = body_limit(resource.canonical if resource else "", request.client_max_size)
+        length = request.content_length
+        if length is None and limit < request.client_max_size:
+            raise web.HTTPLengthRequired(text="Send the body with a Content-Length.")
+        if length is not None and length > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=length)
+    return await handler(request)
+
+
+def cookie_name(name: str, *, secure: bool) -> str:
+    """Over HTTPS a site-wide cookie is `__Host-`: the browser then accepts it only from this
+    host, over HTTPS, for path /, so no subdomain or plain-HTTP page can set or shadow it."""
+    return f"__Host-{name}" if secure else name
+
+
 def set_cookie(
     response: web.StreamResponse,
     name: str,
@@ -114,6 +166,8 @@ def set_cookie(
     samesite: str = "Lax",
 ) -> None:
     """Every cookie the gateway sets: HttpOnly, Secure behind HTTPS."""
+    if name.startswith("__Host-") and path != "/":
+        raise ValueError("a __Host- cookie must have path /")
     response.set_cookie(
         name, value, path=path, httponly=True, samesite=samesite, secure=secure, max_age=max_age
     )
@@ -148,6 +202,25 @@ def pdf_response(
     return web.Response(body=data, headers=headers)
 
 
+def ok(model: BaseModel, status: int = 200) -> web.Response:
+    return web.json_response(text=model.model_dump_json(), status=status)
+
+
+async def body(request: web.Request, model: type[BaseModel]) -> Any:
+    """The request's JSON body as `model`; a 400 naming what is wrong otherwise."""
+    try:
+        return model.model_validate_json(await request.read() or b"{}")
+    except ValidationError as error:
+        detail = [
+            {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
+            for e in error.errors()
+        ]
+        raise web.HTTPBadRequest(
+            text=web.json_response({"error": "invalid", "detail": detail}).text,
+            content_type="application/json",
+        ) from None
+
+
 def redirect(location: str) -> web.Response:
     """A 303 to return (not raise) when cookies go with it."""
     return web.Response(status=303, headers={"Location": location})
@@ -165,8 +238,26 @@ def own_batches_only(request: web.Request) -> str:
     return request.get(USER, "") if request.get(ROLE) == Role.UPLOADER else ""
 
 
+def client_address(request: web.Request) -> str:
+    """Where the request came from, for the audit trail: the peer's address, or, when the peer
+    is a trusted proxy (`RESULTFLOW_TRUSTED_PROXIES`), the address it forwarded for
+    (`proxies.client_address`)."""
+    trusted = request.config_dict.get(TRUSTED_PROXIES)
+    return proxies.client_address(
+        request.remote or "", request.headers.getall("X-Forwarded-For", []), trusted or ()
+    )
+
+
 def client_detail(request: web.Request) -> dict[str, Any]:
-    return {"ip": request.remote or "", "user_agent": request.headers.get("User-Agent", "")[:300]}
+    """The request's side of an audit entry: address and browser, and the signed-in staff
+    member's role (`actor_role`, which `Audit.write` records as the entry's role)."""
+    detail: dict[str, Any] = {
+        "ip": client_address(request),
+        "user_agent": request.headers.get("User-Agent", "")[:300],
+    }
+    if role := request.get(ROLE):
+        detail["actor_role"] = str(role)
+    return detail
 
 
 def format_datetime(value: Any, seconds: bool = False) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aio_pika.exceptions import ChannelNotFoundEntity
 from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.schemas import QueueType
 
@@ -27,13 +28,16 @@ def make_broker(settings: Settings, prefetch: int | None = None) -> RabbitBroker
     return RabbitBroker(settings.amqp_url, default_channel=channel, logger=None)
 
 
-def rabbit_queue(queue: topology.Queue) -> RabbitQueue:
+def rabbit_queue(queue: topology.Queue, declare: bool = True) -> RabbitQueue:
+    """`declare=False`: only check that it exists (a passive declare, which needs no broker
+    permission) and bind nothing; the setup job declared and bound it."""
     return RabbitQueue(  # type: ignore[call-overload]
         queue.name,
         queue_type=QueueType.QUORUM,
         durable=True,
         routing_key=queue.routing_key,
         arguments=queue.arguments,
+        declare=declare,
     )
 
 
@@ -56,6 +60,27 @@ async def declare_topology(broker: RabbitBroker) -> None:
             )
         )
         await dlq.bind(dead_letters, routing_key=queue.dead_letter_queue)
+
+
+class TopologyMissingError(RuntimeError):
+    pass
+
+
+async def check_topology(broker: RabbitBroker) -> None:
+    """Check, with passive declares, that every exchange and queue exists: what a service
+    whose broker user may not configure does at start (`RESULTFLOW_SETUP_ON_START=false`)."""
+    try:
+        for exchange in (EXCHANGE, DEAD_LETTER_EXCHANGE):
+            await broker.declare_exchange(
+                RabbitExchange(exchange.name, type=exchange.type, durable=True, declare=False)
+            )
+        for queue in topology.QUEUES:
+            for name in (queue.name, queue.dead_letter_queue):
+                await broker.declare_queue(RabbitQueue(name, durable=True, declare=False))
+    except ChannelNotFoundEntity as error:
+        raise TopologyMissingError(
+            f"the RabbitMQ topology is not declared ({error}); run `resultflow broker declare`"
+        ) from None
 
 
 async def publish(broker: RabbitBroker, message: Message) -> None:

@@ -51,9 +51,12 @@ def subscribe(
 ) -> Callable[[Handler[M]], Handler[M]]:
     queue = topology.queue_for(message_type)
     broker, retry_backoff = resources.broker, resources.settings.retry_backoff_seconds
+    # Where the setup job declared the topology, the queue is only looked up: the service's
+    # broker user may read it, not configure it.
+    declare = resources.settings.setup_on_start
 
     def decorator(handler: Handler[M]) -> Handler[M]:
-        @broker.subscriber(rabbit_queue(queue), EXCHANGE, ack_policy=AckPolicy.MANUAL)
+        @broker.subscriber(rabbit_queue(queue, declare), EXCHANGE, ack_policy=AckPolicy.MANUAL)
         async def consume(raw: RabbitMessage) -> None:
             await _consume(broker, raw, message_type, handler, on_give_up, retry_backoff)
 

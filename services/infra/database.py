@@ -41,13 +41,20 @@ async def ensure_indexes(db: Database) -> None:
     await db["fs.files"].create_index(
         [("metadata.report_id", ASCENDING), ("metadata.kind", ASCENDING)]
     )
+    # GridFS's own indexes, which it would otherwise create on a bucket's first upload: a
+    # service's MongoDB user may not create indexes (`services.infra.database_access`).
+    await db["fs.files"].create_index([("filename", ASCENDING), ("uploadDate", ASCENDING)])
+    await db["fs.chunks"].create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)
     await db.users.create_index("username", unique=True)
     await db.sessions.create_index("token_hash", unique=True)
     await db.api_tokens.create_index("token_hash", unique=True)
     await db.portal_sessions.create_index("token_hash", unique=True)
-    for sessions in (db.sessions, db.portal_sessions):  # gone once expired
-        await sessions.create_index("expires_at", expireAfterSeconds=0)
+    for expiring in (db.sessions, db.portal_sessions, db.login_throttle):  # gone once expired
+        await expiring.create_index("expires_at", expireAfterSeconds=0)
     await db.batches.create_index([("uploaded_at", DESCENDING)])
     await db.audit.create_index("action")
     await db.audit.create_index([("report_id", ASCENDING), ("at", ASCENDING)])
+    # The hash chain's places: one writer per place (entries from before the chain have none).
+    await db.audit.create_index("seq", unique=True, sparse=True, name="audit_seq_unique")
+    await db.audit.create_index([("at", DESCENDING)])  # the audit page, newest first
     await db.outbox.create_index("to")

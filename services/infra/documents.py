@@ -241,14 +241,34 @@ class OutboxMessage(TypedDict):
     provider_message_id: str
 
 
-class AuditRecord(TypedDict):
-    """`audit`, append-only: who saw or changed what, when."""
+class AuditOutcome(StrEnum):
+    """How an audited attempt ended: done, failed (a wrong password or date of birth, an SMS
+    the provider refused) or refused (not allowed in the report's state)."""
 
-    at: datetime
-    actor: str  # "patient" or "admin:<username>"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    REFUSED = "refused"
+
+
+class AuditRecord(TypedDict):
+    """`audit`, append-only and hash-chained: who saw or changed what, when, from where.
+
+    Entries written before the chain existed have none of the NotRequired fields (their
+    outcome counts as success); see `services.infra.audit_chain`.
+    """
+
+    at: datetime  # UTC, whole milliseconds (what MongoDB keeps)
+    actor: str  # "patient", "system", "admin:<username>" or "cli:<os user>"
     action: str
     report_id: str | None
     detail: dict[str, Any]
+    seq: NotRequired[int]  # 1, 2, 3, ... without gaps: the place in the chain
+    role: NotRequired[str]  # a staff role, "patient", "system", "operator" or "staff"
+    object: NotRequired[str | None]  # what it was done to: a report, batch or user
+    outcome: NotRequired[str]  # an AuditOutcome value
+    client: NotRequired[str]  # the client's address ("" when there was no request)
+    prev_hash: NotRequired[str]  # the hash of entry seq-1 ("" for the first)
+    hash: NotRequired[str]  # SHA-256 of this entry's canonical form, prev_hash included
 
 
 # The one module that writes each collection; everything else only reads it.
@@ -261,8 +281,8 @@ OWNERS: dict[str, str] = {
     "outbox": "services.notify.providers",
     "rejected_messages": "services.ingest.adapters",
     "users": "services.gateway.accounts_store",
-    "sessions": "services.gateway.accounts_store",
-    "login_failures": "services.gateway.accounts_store",
+    "sessions": "services.gateway.sessions_store",
+    "login_throttle": "services.gateway.sessions_store",
     "api_tokens": "services.gateway.accounts_store",
     "portal_sessions": "services.gateway.portal",
 }

@@ -10,7 +10,7 @@ from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 from pymongo import AsyncMongoClient
 
-from services.infra.broker import declare_topology, make_broker
+from services.infra.broker import check_topology, declare_topology, make_broker
 from services.infra.database import Database, connect, ensure_indexes
 from services.infra.files import FileStore
 from services.infra.logging import app_logger, configure_logging
@@ -41,10 +41,15 @@ class Resources:
         return cls(settings, make_broker(settings, prefetch), client, db)
 
     async def start(self) -> None:
-        """Connect, make sure indexes and the whole topology exist."""
-        await ensure_indexes(self.db)
+        """Connect, make sure indexes and the whole topology exist (or, where the setup job
+        made them, that the topology is there)."""
+        if self.settings.setup_on_start:
+            await ensure_indexes(self.db)
         await self.broker.connect()
-        await declare_topology(self.broker)
+        if self.settings.setup_on_start:
+            await declare_topology(self.broker)
+        else:
+            await check_topology(self.broker)
 
     async def close(self) -> None:
         await self.client.close()

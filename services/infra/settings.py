@@ -20,8 +20,13 @@ class Settings(BaseSettings):
     )
     mongodb_database: str = "resultflow"
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", validation_alias="AMQP_URL")
+    # Declare the RabbitMQ topology and create MongoDB indexes when a service starts. compose
+    # sets it false: `resultflow broker declare` and `resultflow database indexes` run once as
+    # administrators, so no service's own user needs configure or createIndex rights.
+    setup_on_start: bool = True
 
     lab_id: str = "demo-lab"
+    lab_ids: str = ""  # other labs (comma-separated) whose results ingest accepts too
     lab_name: str = "ResultFlow Demo Laboratory"
     lab_address: str = "1 Example Street, Exampletown"
     lab_phone: str = "+44 20 7946 0000"
@@ -31,6 +36,17 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     cookie_secure: bool = False  # True behind HTTPS
+    # Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed: the
+    # audit trail records the address before them. Empty: the peer's address is recorded.
+    trusted_proxies: str = ""
+    # `Authorization: Bearer <this>` opens /readyz and /metrics; empty: they answer no one.
+    metrics_token: str = Field("", repr=False)
+    metrics_cache_seconds: float = 15.0  # /metrics counts at most this often
+    session_idle_minutes: int = 30  # a staff session ends after this long without a request
+    session_max_hours: int = 12  # and this long after login, whatever
+    # Roles that must use a second factor (TOTP); comma-separated. The others may not set
+    # one up: a lab that wants MFA for everyone lists every role.
+    mfa_required_roles: str = "admin,reviewer"
 
     access_link_ttl_hours: int = 24 * 30
     release_poll_seconds: float = 5.0  # how often notify looks for holds whose time is up
@@ -50,6 +66,12 @@ class Settings(BaseSettings):
 
     prefetch: int = 4
     retry_backoff_seconds: float = 1.0  # first retry after 1 s, then 2, 4, 8
+
+    @property
+    def configured_lab_ids(self) -> frozenset[str]:
+        """The labs this deployment serves: `lab_id` and any in `lab_ids`."""
+        others = (lab.strip() for lab in self.lab_ids.split(","))
+        return frozenset({self.lab_id, *(lab for lab in others if lab)})
 
 
 @lru_cache

@@ -9,6 +9,7 @@ import structlog
 from gridfs.errors import NoFile
 
 from contracts.v1 import IngestBatch, IngestLisResult, RenderReport, ReportStatus, utcnow
+from services.infra.audit import SYSTEM, Audit, staff
 from services.infra.batches import Batches
 from services.infra.broker import publish
 from services.infra.documents import BatchStatus, LisSource, ReportDocument, SheetSource
@@ -29,8 +30,14 @@ class IngestHandlers:
         self._reports = resources.reports
         self._batches = Batches(resources.db)
         self._rejected_messages = adapters.RejectedMessages(resources.db)
+        self._audit = Audit(resources.db)
+
+    def _refuse_unknown_lab(self, lab_id: str, what: str) -> None:
+        if reason := logic.unknown_lab(lab_id, self._resources.settings.configured_lab_ids):
+            raise PermanentError(f"{what}: {reason}")
 
     async def ingest_batch(self, message: IngestBatch) -> None:
+        self._refuse_unknown_lab(message.lab_id, f"batch {message.batch_id}")
         batch = await self._batches.get(message.batch_id)
         if batch is None:
             raise PermanentError(f"batch {message.batch_id} does not exist")
@@ -107,6 +114,7 @@ class IngestHandlers:
         )
 
     async def ingest_lis_result(self, message: IngestLisResult) -> None:
+        self._refuse_unknown_lab(message.lab_id, f"LIS message {message.message_id}")
         region = self._resources.settings.default_region
         try:
             draft = logic.lis_draft(message, region, utcnow().date())
@@ -156,6 +164,8 @@ class IngestHandlers:
             if latest is not None and versions.same_source(latest["source"], source):
                 kind = Arrival.NEW if latest["version"] == 1 else Arrival.CORRECTION
                 await self._reports.supersede_older(latest)
+                if kind is Arrival.CORRECTION:
+                    await self._audit_correction(latest)
                 return kind, latest
             kind, wanted = versions.arrival(latest, document)
             if kind in (Arrival.SAME, Arrival.OUTDATED):
@@ -163,9 +173,28 @@ class IngestHandlers:
             stored = await self._reports.create(wanted)
             if stored["_id"] == wanted["_id"]:
                 await self._reports.supersede_older(stored)
+                if kind is Arrival.CORRECTION:
+                    await self._audit_correction(stored)
                 return kind, stored
             # Another ingest stored this version first: look again at what is latest now.
         raise RuntimeError("the report's versions kept changing; retrying the message")
+
+    async def _audit_correction(self, report: ReportDocument) -> None:
+        """A corrected version arrived: audited once (a redelivery finds the entry), as the
+        uploader of its sheet (or the system, for an LIS message)."""
+        if await self._audit.exists("report.corrected", report["_id"]):
+            return
+        source = report["source"]
+        batch = await self._batches.get(source["batch_id"]) if source["kind"] == "sheet" else None
+        uploader = batch.get("uploaded_by") if batch else None
+        actor = staff(uploader) if uploader else SYSTEM
+        detail = {
+            "version": report["version"],
+            "replaces": report.get("previous_id"),
+            "changed": [change["what"] for change in report.get("changes", [])],
+            "source": {k: v for k, v in source.items() if k != "at"},
+        }
+        await self._audit.write(actor, "report.corrected", report["_id"], detail)
 
     async def _request_render(self, report: ReportDocument) -> None:
         # Only reports still waiting: on redelivery the rest are already on their way.

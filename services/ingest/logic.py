@@ -13,7 +13,7 @@ is rejected with its sheet row number and the reason; the rest of the sheet stil
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
@@ -252,6 +252,19 @@ def rejected_row(row_number: int, reason: str, cells: Mapping[str, object]) -> R
     except RowError:
         sample_date = None
     return RejectedRow(row_number, reason, text(cells.get("patient_id")), sample_date)
+
+
+def unknown_lab(lab_id: str, configured: Collection[str]) -> str | None:
+    """Why a message for `lab_id` is refused, or None when this deployment serves that lab.
+
+    Whoever can publish to the broker names the lab: without this check an LIS credential
+    could create reports under any lab's name."""
+    if lab_id in configured:
+        return None
+    return (
+        f"lab '{lab_id}' is not a lab this deployment serves "
+        "(RESULTFLOW_LAB_ID, RESULTFLOW_LAB_IDS); nothing was stored"
+    )
 
 
 def lis_draft(message: IngestLisResult, region: str, today: date) -> ReportDraft:

@@ -8,12 +8,19 @@ settles on, whatever the first attempt did.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import structlog
 
 from contracts.v1 import NotifyPatient, ReportStatus, SmsReceipt, utcnow
 from services.infra import report_status, twilio
-from services.infra.documents import NotificationDocument, NotificationStatus, ReportDocument
+from services.infra.audit import SYSTEM, Audit
+from services.infra.documents import (
+    AuditOutcome,
+    NotificationDocument,
+    NotificationStatus,
+    ReportDocument,
+)
 from services.infra.errors import PermanentError, ReportNotFoundError
 from services.infra.release_rules import ReleaseRuleStore
 from services.infra.service import Resources
@@ -35,6 +42,7 @@ class NotifyHandlers:
         self._provider = provider
         self._notifications = Notifications(resources.db)
         self._rules = ReleaseRuleStore(resources.db)
+        self._audit = Audit(resources.db)
 
     # --- NotifyPatient --------------------------------------------------------------------
 
@@ -69,6 +77,7 @@ class NotifyHandlers:
     async def _text(self, report: ReportDocument, request_id: str | None = None) -> None:
         phone = str((report.get("patient") or {}).get("phone") or "")
         if not logic.is_e164(phone):
+            await self._audited("sms.failed", report, {"error": "no valid phone number"})
             raise PermanentError("the patient's phone number is missing or not a valid number")
         notification = await self._claim(report, phone, request_id)
         if notification is not None:
@@ -142,6 +151,8 @@ class NotifyHandlers:
                 sent = await self._provider.send(phone, body, callback)
             except ProviderRefused as error:
                 await self._notifications.release(notification_id, error.reason)
+                refused = {"provider": self._provider.name, "error": error.reason}
+                await self._audited("sms.failed", report, refused | {"final": error.permanent})
                 log.warning(
                     "notify.provider_refused",
                     report_id=report["_id"],
@@ -153,6 +164,8 @@ class NotifyHandlers:
                 raise
             except OutcomeUnknown as error:
                 await self._notifications.mark_unknown(notification_id, str(error))
+                unknown = {"provider": self._provider.name, "error": str(error)[:300]}
+                await self._audited("sms.outcome_unknown", report, unknown)
                 log.error("notify.outcome_unknown", report_id=report["_id"], error=str(error))
                 raise PermanentError(logic.OUTCOME_UNKNOWN_REASON) from error
             except BaseException as error:
@@ -160,6 +173,8 @@ class NotifyHandlers:
                 await self._notifications.mark_unknown(notification_id, type(error).__name__)
                 raise
         await self._notifications.record_sent(notification_id, sent)
+        ids = {"provider": sent.provider, "provider_message_id": sent.provider_message_id}
+        await self._audited("sms.sent", report, {"notification_id": notification_id, **ids})
         log.info(
             "notify.sms_sent",
             report_id=report["_id"],
@@ -167,6 +182,11 @@ class NotifyHandlers:
             provider_message_id=sent.provider_message_id,
         )
         await self._reports.advance(report, ReportStatus.NOTIFIED)
+
+    async def _audited(self, action: str, report: ReportDocument, detail: dict[str, Any]) -> None:
+        """An SMS sent, or one that failed, in the audit trail (never the number or the text)."""
+        outcome = AuditOutcome.SUCCESS if action == "sms.sent" else AuditOutcome.FAILURE
+        await self._audit.write(SYSTEM, action, report["_id"], detail, outcome=outcome)
 
     async def _earlier_version_texted(self, report: ReportDocument) -> bool:
         """Whether the patient may have had an SMS for an older version of this report."""

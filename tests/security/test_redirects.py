@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.gateway.accounts_logic import safe_next
 from services.gateway.accounts_store import create_user
 from services.gateway.main import create_app
+from services.gateway.permissions import Role
 from services.infra.database import Database
 from services.infra.service import Resources
 from tests.support import PASSWORD, csrf_from
@@ -50,7 +51,7 @@ async def test_the_tab_trick_lands_on_the_dashboard_after_login(
     make_resources: Any, db: Database
 ) -> None:
     resources: Resources = make_resources("gateway")
-    await create_user(db, "admin", PASSWORD)
+    await create_user(db, "admin", PASSWORD, Role.VIEWER)  # a role without MFA: one step
     async with TestClient(TestServer(create_app(resources))) as client:
         page = await client.get("/login?next=/%09/evil.example")
         assert 'name="next" value="/"' in await page.text()

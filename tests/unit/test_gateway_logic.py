@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import pyotp
 import pytest
 
-from services.gateway import accounts_logic, logic, portal_logic, review_logic, timeline
+from services.gateway import accounts_logic, logic, mfa_logic, portal_logic, review_logic, timeline
 from services.gateway.portal_logic import LinkState
 from services.gateway.queries import ReportFilter
 from services.infra.tokens import new_token, token_hash
@@ -50,9 +52,54 @@ def test_the_portal_finds_a_link_by_the_very_hash_notify_stores() -> None:
     assert link.access["token_hash"] == token_hash(link.url.rsplit("/", 1)[1])
 
 
-def test_login_locks_for_fifteen_minutes_at_the_tenth_failure() -> None:
-    assert accounts_logic.lock_after_failure(9, NOW) is None
-    assert accounts_logic.lock_after_failure(10, NOW) == NOW + timedelta(minutes=15)
+def test_a_login_counts_per_user_at_address_per_address_per_user_and_overall() -> None:
+    scopes = [limit.scope for limit, _ in accounts_logic.login_limits("vera", "10.0.0.1", False)]
+    assert scopes == ["user_at_address", "address", "user", "everyone"]
+    # From an address the user has signed in from, spraying elsewhere cannot lock her out.
+    known = accounts_logic.login_limits("vera", "10.0.0.1", True)
+    assert [key for _, key in known] == ["vera@10.0.0.1", "10.0.0.1", "*"]
+    assert accounts_logic.USER_AT_ADDRESS.failures < accounts_logic.USER.failures
+
+
+def test_retry_after_is_whole_seconds_and_never_zero() -> None:
+    assert accounts_logic.retry_after_seconds(NOW + timedelta(seconds=89.2), NOW) == 90
+    assert accounts_logic.retry_after_seconds(NOW, NOW) == 1
+
+
+def test_the_second_factor_comes_before_a_password_change_and_setup_after_it() -> None:
+    stage, done = accounts_logic.LoginStage, accounts_logic.LoginStage.DONE
+
+    def after(current: Any, **owed: bool) -> Any:
+        flags = {"must_change_password": False, "mfa_enrolled": False, "mfa_required": False}
+        return accounts_logic.next_stage(current, **{**flags, **owed})
+
+    assert after(None) is done
+    assert after(None, mfa_enrolled=True, must_change_password=True) is stage.MFA_CODE
+    assert after(stage.MFA_CODE, mfa_enrolled=True, must_change_password=True) is (
+        stage.CHANGE_PASSWORD
+    )
+    assert after(stage.CHANGE_PASSWORD, mfa_required=True) is stage.MFA_SETUP
+    assert after(stage.MFA_SETUP, mfa_required=True) is stage.RECOVERY_CODES
+    assert after(stage.RECOVERY_CODES, mfa_required=True, mfa_enrolled=True) is done
+
+
+def test_a_totp_code_is_good_for_its_step_and_the_next_once_each() -> None:
+    secret = mfa_logic.new_secret()
+    totp = pyotp.TOTP(secret)
+    step = totp.timecode(NOW)
+    assert mfa_logic.matching_step(secret, totp.generate_otp(step), NOW, None) == step
+    assert mfa_logic.matching_step(secret, totp.generate_otp(step), NOW, step) is None
+    assert mfa_logic.matching_step(secret, totp.generate_otp(step + 1), NOW, step) == step + 1
+    assert mfa_logic.matching_step(secret, totp.generate_otp(step + 2), NOW, None) is None
+    assert mfa_logic.matching_step(secret, "12345a", NOW, None) is None
+
+
+def test_recovery_codes_are_random_and_match_however_typed() -> None:
+    codes = mfa_logic.new_recovery_codes()
+    assert len(set(codes)) == 10 and all(len(c) == 19 for c in codes)
+    typed = " " + codes[0].upper().replace("-", " ") + " "
+    assert mfa_logic.recovery_code_hash(typed) == mfa_logic.recovery_code_hash(codes[0])
+    assert mfa_logic.looks_like_recovery_code(typed)
 
 
 def test_after_login_only_local_paths_are_followed() -> None:

@@ -98,7 +98,13 @@ async def test_every_inline_view_and_every_download_of_the_pdf_is_audited(
 
     # ObjectIds made in one process grow: _id order is the order of writing.
     actions = [a["action"] async for a in db.audit.find({"report_id": report_id}).sort("_id", 1)]
-    assert actions == ["portal.opened", "report.viewed", "report.viewed", "report.downloaded"]
+    assert actions == [
+        "portal.check_passed",
+        "portal.opened",
+        "report.viewed",
+        "report.viewed",
+        "report.downloaded",
+    ]
     viewed = await db.audit.find_one({"action": "report.viewed"})
     assert viewed and viewed["actor"] == "patient" and set(viewed["detail"]) == {"ip", "user_agent"}
 
@@ -206,7 +212,10 @@ async def test_parallel_wrong_dates_are_compared_at_most_five_times_and_then_the
     assert report and report["access"]["locked"] is True
     assert report["access"]["failed_attempts"] == 5
     actions = [a["action"] async for a in db.audit.find({"report_id": report_id})]
-    assert sorted(actions) == ["portal.check_failed"] * 4 + ["portal.locked"]
+    # Every guess is audited: the ones compared, and those the lock refused unread.
+    assert sorted(actions) == (
+        ["portal.check_failed"] * 4 + ["portal.check_refused"] * 15 + ["portal.locked"]
+    )
 
     right = await client.post(
         f"/r/{token}", data={**wrong, "day": "17", "month": "5", "year": "1980"}

@@ -11,7 +11,7 @@ from playwright.async_api import Page
 
 from services.gateway.accounts_store import create_user
 from services.infra.database import Database
-from tests.support import PASSWORD, chromium, drain, report_document
+from tests.support import PASSWORD, browser_log_in, chromium, drain, report_document
 
 CRITICAL = {
     "action": "review",
@@ -22,10 +22,7 @@ CRITICAL = {
 
 
 async def signed_in(page: Page, base_url: str) -> None:
-    await page.goto(f"{base_url}/login")
-    await page.get_by_label("Username").fill("admin")
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.click("button[type=submit]")
+    await browser_log_in(page, base_url)
     await page.wait_for_url(f"{base_url}/")
 
 

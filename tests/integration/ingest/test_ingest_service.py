@@ -24,7 +24,7 @@ async def upload(resources: Resources, data: bytes, filename: str = "results.xls
     await resources.db.batches.insert_one(
         {
             "_id": batch_id,
-            "lab_id": "lab",
+            "lab_id": "demo-lab",
             "filename": filename,
             "file_id": file_id,
             "status": "received",
@@ -33,7 +33,7 @@ async def upload(resources: Resources, data: bytes, filename: str = "results.xls
     )
     await publish(
         resources.broker,
-        IngestBatch(batch_id=batch_id, lab_id="lab", file_id=file_id, correlation_id=batch_id),
+        IngestBatch(batch_id=batch_id, lab_id="demo-lab", file_id=file_id, correlation_id=batch_id),
     )
     return batch_id
 
@@ -91,7 +91,10 @@ async def test_redelivered_ingest_message_creates_nothing_twice(
         await publish(
             resources.broker,
             IngestBatch(
-                batch_id=batch_id, lab_id="lab", file_id=batch["file_id"], correlation_id=batch_id
+                batch_id=batch_id,
+                lab_id="demo-lab",
+                file_id=batch["file_id"],
+                correlation_id=batch_id,
             ),
         )
         again = await eventually(lambda: drain(amqp_url, "render.report"))
@@ -171,6 +174,56 @@ async def test_unusable_lis_message_is_dead_lettered_with_a_recorded_reason(
     assert dead[0]["message_id"] == "LIS-2"
     rejection = await db.rejected_messages.find_one({"message_id": "LIS-2"})
     assert rejection is not None and "Phone" in rejection["reason"]
+    assert await db.reports.count_documents({}) == 0
+
+
+async def test_lis_message_for_a_lab_not_configured_is_dead_lettered_and_stores_no_report(
+    make_resources: Callable[[str], Resources], db: Database, amqp_url: str
+) -> None:
+    resources = make_resources("ingest")
+    async with create_app(resources):
+        await publish(resources.broker, lis_message(message_id="LIS-X", lab_id="other-lab"))
+        dead = await eventually(lambda: drain(amqp_url, "ingest.lis-result.dlq"))
+    assert dead[0]["message_id"] == "LIS-X"
+    rejection = await db.rejected_messages.find_one({"message_id": "LIS-X"})
+    assert rejection is not None and rejection["lab_id"] == "other-lab"
+    assert "lab 'other-lab' is not a lab this deployment serves" in rejection["reason"]
+    assert await db.reports.count_documents({}) == 0
+    assert await drain(amqp_url, "render.report") == []
+
+
+async def test_lis_message_for_a_lab_listed_in_lab_ids_is_accepted(
+    make_resources: Callable[[str], Resources], db: Database, amqp_url: str
+) -> None:
+    resources = make_resources("ingest")
+    resources.settings = resources.settings.model_copy(update={"lab_ids": "north-lab, south-lab"})
+    async with create_app(resources):
+        await publish(resources.broker, lis_message(lab_id="south-lab"))
+        await eventually(lambda: drain(amqp_url, "render.report"))
+    [report] = await db.reports.find({}).to_list()
+    assert report["lab_id"] == "south-lab"
+
+
+async def test_batch_for_a_lab_not_configured_fails_with_the_reason(
+    make_resources: Callable[[str], Resources], db: Database
+) -> None:
+    resources = make_resources("ingest")
+    batch_id = uuid.uuid4().hex
+    file_id = await resources.files.put("r.xlsx", demo_sheet(1), {"kind": "upload"})
+    await db.batches.insert_one(
+        {"_id": batch_id, "lab_id": "other-lab", "filename": "r.xlsx", "file_id": file_id}
+        | {"status": "received", "correlation_id": batch_id}
+    )
+    async with create_app(resources):
+        await publish(
+            resources.broker,
+            IngestBatch(
+                batch_id=batch_id, lab_id="other-lab", file_id=file_id, correlation_id=batch_id
+            ),
+        )
+        batch = await eventually(lambda: finished(db, batch_id))
+    assert batch["status"] == "failed"
+    assert "lab 'other-lab' is not a lab this deployment serves" in batch["failure_reason"]
     assert await db.reports.count_documents({}) == 0
 
 
@@ -351,7 +404,7 @@ async def test_a_batch_cancelled_before_it_is_read_makes_no_report(
     await db.batches.insert_one(
         {
             "_id": batch_id,
-            "lab_id": "lab",
+            "lab_id": "demo-lab",
             "filename": "x.xlsx",
             "file_id": file_id,
             "status": "cancelled",
@@ -361,7 +414,9 @@ async def test_a_batch_cancelled_before_it_is_read_makes_no_report(
     async with create_app(resources):
         await publish(
             resources.broker,
-            IngestBatch(batch_id=batch_id, lab_id="lab", file_id=file_id, correlation_id=batch_id),
+            IngestBatch(
+                batch_id=batch_id, lab_id="demo-lab", file_id=file_id, correlation_id=batch_id
+            ),
         )
         await asyncio.sleep(1)
     assert await db.reports.count_documents({}) == 0
