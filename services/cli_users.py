@@ -36,6 +36,7 @@ def add_commands(commands: Any) -> None:
         "enable": "let a disabled user sign in again",
         "reset-password": "print a temporary password; the user changes it at next login",
         "reset-mfa": "remove a lost second factor; the user sets up a new one at next login",
+        "end-sessions": "sign the user out everywhere",
     }
     for verb in USER_ACTIONS:
         actions.add_parser(verb, help=helps[verb]).add_argument("username")

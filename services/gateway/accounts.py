@@ -140,13 +140,36 @@ async def _csrf_ok(request: web.Request, session: dict[str, Any]) -> bool:
 class AccountHandlers(SignIn):
     """What a signed-in member of staff does with their own account."""
 
-    async def account(self, request: web.Request) -> web.StreamResponse:
-        user = await self._users.get(request[USER])
+    async def _account_page(
+        self, request: web.Request, status: int = 200, **context: Any
+    ) -> web.Response:
+        username = request[USER]
         return render(
             request,
             "account.html",
-            {"account": user, "changed": "changed" in request.query},
+            {
+                "account": await self._users.get(username),
+                "sessions": await self.sessions.of_user(username, utcnow()),
+                "this_session": request[SESSION]["_id"],
+                "message": "",
+                "error": "",
+                **context,
+            },
+            status=status,
         )
+
+    async def account(self, request: web.Request) -> web.StreamResponse:
+        changed = "changed" in request.query
+        message = "Your password was changed; your other sessions were ended." if changed else ""
+        return await self._account_page(request, message=message)
+
+    async def end_other_sessions(self, request: web.Request) -> web.StreamResponse:
+        username = request[USER]
+        ended = await self.sessions.end_all(username, but=request[SESSION]["_id"])
+        await self._audited(
+            request, username, "user.sessions_ended", "success", detail={"sessions_ended": ended}
+        )
+        return await self._account_page(request, message=f"Signed out {ended} other session(s).")
 
     async def change_own_password(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
@@ -162,17 +185,14 @@ class AccountHandlers(SignIn):
             await self._users.set_password(username, new, must_change=False)
         except UserError as error:
             await self._audited(request, username, "user.password_change_failed", "failure")
-            account = await self._users.get(username)
-            return render(
-                request, "account.html", {"account": account, "error": str(error)}, status=400
-            )
+            return await self._account_page(request, 400, error=str(error))
         await self._audited(request, username, "user.password_changed", "success")
         # Every session of the user ends; this browser goes on in a new one.
         await self.sessions.end_all(username)
         role = role_of(request[ROLE])
         assert role is not None
-        token = await self.sessions.start(username, LoginStage.DONE, utcnow(), {})
-        response = redirect("/account?changed=1")
+        token = await self.sessions.start(username, LoginStage.DONE, utcnow(), self._where(request))
+        response = redirect("/account?changed=1")  # GET: a reload does not post again
         self._set_session_cookie(response, token, signed_in=True)
         return response
 
@@ -207,4 +227,5 @@ def setup_accounts(app: web.Application, resources: Resources) -> None:
     app.router.add_post("/login/recovery-codes", steps.recovery_codes_seen)
     app.router.add_get("/account", handlers.account)
     app.router.add_post("/account/password", handlers.change_own_password)
+    app.router.add_post("/account/sessions/end-others", handlers.end_other_sessions)
     app.router.add_post("/logout", handlers.logout)

@@ -267,7 +267,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/users", "create_user", "Add a member of staff; returns a temporary "
               "password", body=NewUser, response=UserChanged, status=201, errors=(400, 409)),
     Operation("POST", "/users/{username}/{action}", "user_action", "set-role, disable, "
-              "enable, reset-password or reset-mfa; each ends the user's sessions",
+              "enable, reset-password, reset-mfa or end-sessions; each ends the user's sessions",
               body=UserActionBody, response=UserChanged, errors=(400, 404, 409),
               choices=(("action", PAGE_ACTIONS),)),
     Operation("GET", "/audit", "list_audit", "The audit trail, newest first (admins)",

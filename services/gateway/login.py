@@ -150,7 +150,9 @@ class SignIn:
         if old:  # whatever session the browser had ends here: a login never reuses one
             await self.sessions.delete(old)
         stage = self._next_stage(None, user, role)
-        token = await self.sessions.start(username, stage, now, {"next": next_path})
+        token = await self.sessions.start(
+            username, stage, now, {"next": next_path, **self._where(request)}
+        )
         response = await self._entered(request, user, role, stage, token, next_path)
         response.del_cookie(self._login_csrf_cookie, path="/")
         return response
@@ -184,6 +186,12 @@ class SignIn:
         response = redirect(next_path if signed_in else STAGE_PATHS[stage])
         self._set_session_cookie(response, token, signed_in=signed_in)
         return response
+
+    @staticmethod
+    def _where(request: web.Request) -> dict[str, str]:
+        """Where a session was started, for its user's list of sessions."""
+        agent = request.headers.get("User-Agent", "")[:200]
+        return {"client": client_address(request), "user_agent": agent}
 
     def _set_session_cookie(
         self, response: web.StreamResponse, token: str, *, signed_in: bool

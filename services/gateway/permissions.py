@@ -71,6 +71,7 @@ ROUTE_ACTIONS: Mapping[tuple[str, str], Action] = {
     ("POST", "/logout"): Action.SIGNED_IN,
     ("GET", "/account"): Action.SIGNED_IN,
     ("POST", "/account/password"): Action.SIGNED_IN,
+    ("POST", "/account/sessions/end-others"): Action.SIGNED_IN,
     # batches
     ("GET", "/"): Action.VIEW_BATCHES,
     ("GET", "/batches/{batch_id}"): Action.VIEW_BATCHES,

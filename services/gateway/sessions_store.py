@@ -161,7 +161,8 @@ class Sessions:
         removed = await self._db.sessions.delete_one({"_id": session["_id"]})
         if removed.deleted_count != 1:
             return None
-        return await self.start(session["username"], stage, now, {"next": session.get("next")})
+        kept = {k: session.get(k) for k in ("next", "client", "user_agent")}
+        return await self.start(session["username"], stage, now, kept)
 
     async def remember(self, session: dict[str, Any], **fields: Any) -> None:
         """Keep something on a half-done login (the MFA secret being set up)."""
@@ -179,7 +180,21 @@ class Sessions:
     async def delete(self, token: str) -> None:
         await self._db.sessions.delete_one({"token_hash": token_hash(token)})
 
-    async def end_all(self, username: str) -> int:
-        """End every session of a user (on a change of role, password, MFA, or disable)."""
-        result = await self._db.sessions.delete_many({"username": username})
+    async def end_all(self, username: str, but: Any = None) -> int:
+        """End every session of a user (on a change of role, password, MFA, or disable),
+        `but` one (the user's own, when they end their others)."""
+        result = await self._db.sessions.delete_many({"username": username, "_id": {"$ne": but}})
         return result.deleted_count
+
+    async def of_user(self, username: str, now: datetime) -> list[dict[str, Any]]:
+        """The user's live sessions, newest first: where and when each signed in."""
+        cursor = self._db.sessions.find(
+            {
+                "username": username,
+                "stage": rules.LoginStage.DONE.value,
+                "expires_at": {"$gt": now},
+                "last_seen_at": {"$gt": now - self._idle},
+            },
+            {"created_at": 1, "last_seen_at": 1, "client": 1, "user_agent": 1},
+        ).sort("created_at", -1)
+        return await cursor.to_list()

@@ -14,7 +14,7 @@ from services.gateway.sessions_store import Sessions
 from services.infra.audit import Audit
 from services.infra.database import Database
 
-USER_ACTIONS = ("disable", "enable", "reset-password", "reset-mfa")
+USER_ACTIONS = ("disable", "enable", "reset-password", "reset-mfa", "end-sessions")
 
 
 def temporary_password() -> str:
@@ -63,11 +63,16 @@ class StaffUsers:
             await self._users.set_password(username, made, must_change=True)
         elif action == "reset-mfa":
             await self._users.reset_mfa(username)
+        elif action == "end-sessions":
+            if await self._users.get(username) is None:
+                raise UserError(f"User {username!r} does not exist.")
         else:
             raise UserError(f"No such action {action!r}.")
-        event = {"disable": "user.disabled", "enable": "user.enabled"}.get(
-            action, f"user.{action.replace('-', '_')}"
-        )
+        event = {
+            "disable": "user.disabled",
+            "enable": "user.enabled",
+            "end-sessions": "user.sessions_ended",
+        }.get(action, f"user.{action.replace('-', '_')}")
         await self._ended(actor, actor_role, event, username, {})
         return made
 

@@ -26,6 +26,7 @@ DONE = {
     "when they next sign in.",
     "reset-mfa": "{username}'s second factor was removed; they set up a new one when they "
     "next sign in.",
+    "end-sessions": "{username} was signed out everywhere.",
 }
 
 

@@ -98,7 +98,7 @@ async def test_an_admin_sets_up_totp_at_first_login_and_then_signs_in_with_a_cod
     codes_page = await client.post(
         "/login/mfa/setup", data={"code": totp.now(), "csrf_token": csrf_of(page)}
     )
-    codes = re.findall(r"<code>([a-z0-9-]{19})</code>", await codes_page.text())
+    codes = re.findall(r"<code>([a-z0-9-]{29})</code>", await codes_page.text())
     assert codes_page.status == 200 and len(set(codes)) == 10
     user = await db.users.find_one({"username": "admin"})
     assert user and user["mfa"]["secret"] == secret.group(1)
@@ -308,6 +308,23 @@ async def test_a_role_change_ends_the_users_sessions(
     )
     assert "vera is now uploader" in await changed.text()
     assert (await vera.get("/", allow_redirects=False)).status == 303
+
+
+async def test_a_user_sees_where_they_are_signed_in_and_signs_out_everywhere_else(
+    gateway: Callable[..., Any], db: Database
+) -> None:
+    desk, phone = await gateway(), await gateway()
+    await create_user(db, "vera", PASSWORD, Role.VIEWER)
+    assert (await log_in(phone, "vera")).url.path == "/"
+    await log_in(desk, "vera")
+    page = await (await desk.get("/account")).text()
+    assert page.count("127.0.0.1") == 2 and "(this one)" in page
+    ended = await desk.post("/account/sessions/end-others", data={"csrf_token": csrf_of(page)})
+    assert "Signed out 1 other session" in await ended.text()
+    assert (await phone.get("/", allow_redirects=False)).status == 303
+    assert (await desk.get("/", allow_redirects=False)).status == 200
+    entry = await db.audit.find_one({"action": "user.sessions_ended"})
+    assert entry and entry["detail"]["sessions_ended"] == 1
 
 
 async def test_over_https_the_session_cookie_is_a_host_cookie(

@@ -83,6 +83,7 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/login/recovery-codes"): EVERYONE,
     ("GET", "/account"): STAFF,
     ("POST", "/account/password"): STAFF,
+    ("POST", "/account/sessions/end-others"): STAFF,
     ("GET", "/users"): {ADMIN},
     ("POST", "/users"): {ADMIN},
     ("POST", "/users/{username}/{action}"): {ADMIN},

@@ -103,6 +103,12 @@ async def test_the_api_manages_users_and_keeps_one_admin(
     assert last.status == 409 and "last admin" in (await last.json())["detail"]
     missing = await client.post("/api/v1/users/nobody/enable", json={}, headers=auth)
     assert missing.status == 404
+    await client.post("/api/v1/users/ula/enable", json={}, headers=auth)
+    assert (
+        await client.post("/api/v1/users/nobody/end-sessions", json={}, headers=auth)
+    ).status == 404
+    ended = await client.post("/api/v1/users/ula/end-sessions", json={}, headers=auth)
+    assert ended.status == 200 and await db.audit.find_one({"action": "user.sessions_ended"})
     openapi = await (await client.get("/api/v1/openapi.json")).json()
     assert "/users/{username}/{action}" in str(openapi["paths"])
 
