@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.pdfa_cost import pdfa_cost, sample_documents
 from devtools.admin_client import AdminClient
 from devtools.demo import demo_sheet
 from devtools.launcher import WORKERS, Stack, local_settings, mongodb_server, rabbitmq_vhost
@@ -126,6 +127,7 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=200)
     parser.add_argument("--converters", type=int, default=2)
     parser.add_argument("--naive-sample", type=int, default=10)
+    parser.add_argument("--pdfa-rounds", type=int, default=5, help="plain vs PDF/A rounds")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack_of_things:
@@ -150,6 +152,9 @@ def main() -> None:
         resultflow, sample = asyncio.run(measure())
         stack.stop()  # the naive path gets the machine to itself, as it would in real life
         baseline = naive(sample, settings)
+        pdfa = asyncio.run(
+            pdfa_cost(sample_documents(), settings.soffice_path, var / "pdfa", args.pdfa_rounds)
+        )
 
     ratio = resultflow["reports_per_s"] / baseline["reports_per_s"]
     print(
@@ -164,7 +169,16 @@ def main() -> None:
         "per report)"
     )
     print(f"Ratio: {ratio:.1f}x")
-    print(json.dumps({"resultflow": resultflow, "naive": baseline, "ratio": round(ratio, 2)}))
+    for name, row in pdfa.items():
+        print(
+            f"PDF/A-2b cost, {name}: median {row['plain_median_s']} s plain vs "
+            f"{row['pdfa_median_s']} s PDF/A (x{row['time_ratio']}), size x{row['size_ratio']}"
+        )
+    print(
+        json.dumps(
+            {"resultflow": resultflow, "naive": baseline, "ratio": round(ratio, 2), "pdfa": pdfa}
+        )
+    )
 
 
 if __name__ == "__main__":

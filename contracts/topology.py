@@ -3,7 +3,10 @@
 Every message is published persistent and confirmed, with `mandatory` set, to one topic
 exchange under its routing key (which carries the version, `render.report.v1`). Each
 consumer reads a durable quorum queue with an explicit delivery limit; a message rejected,
-or delivered too often, is dead-lettered into `<queue>.dlq`.
+or delivered too often, is dead-lettered into `<queue>.dlq`, at least once: RabbitMQ keeps it
+in the source queue until the dead-letter queue has confirmed it (which needs the queue to
+refuse publishes, not drop messages, when it is full). The gateway (`DEAD_LETTER_KEEPER`)
+drains every dead-letter queue into the dashboard's dead-letter list and replays from there.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ EXCHANGE = "resultflow"
 DEAD_LETTER_EXCHANGE = "resultflow.dlx"
 EXCHANGE_TYPE = "topic"  # both exchanges; durable
 DELIVERY_LIMIT = 5
+DEAD_LETTER_KEEPER = "gateway"
 
 # The lab's LIS, as a publisher: it may publish only LIS-family intake commands, `ingest.`
 # then `lis-`, `hl7-` or `fhir-` and a versioned name (`ingest.lis-result.v1`), never a
@@ -40,6 +44,8 @@ class Queue:
             "x-delivery-limit": DELIVERY_LIMIT,
             "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
             "x-dead-letter-routing-key": self.dead_letter_queue,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
         }
         object.__setattr__(self, "arguments", arguments)
 
@@ -92,6 +98,10 @@ QUEUES: tuple[Queue, ...] = (
 )
 
 DEAD_LETTER_QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
+
+
+def queue_named(name: str) -> Queue | None:
+    return next((queue for queue in QUEUES if queue.name == name), None)
 
 
 def queue_for(message: type[v1.Message]) -> Queue:

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from services import cli_audit, cli_deploy, cli_staff, cli_users
+from services import cli_audit, cli_deploy, cli_staff, cli_templates, cli_users
 
 
 def export_contracts(directory: Path) -> None:
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     cli_staff.add_commands(commands)
     cli_audit.add_commands(commands)
     cli_deploy.add_commands(commands)
+    cli_templates.add_commands(commands)
 
     run = commands.add_parser("run", help="run everything on this machine, with a demo batch")
     run.add_argument("--var", type=Path, default=Path("var"), help="data and logs folder")
@@ -92,12 +93,14 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "tokens":
         subject = getattr(args, "username", None) or getattr(args, "token_id", None)
         manage_tokens(args.action, subject, getattr(args, "name", ""))
-    elif args.command in ("reports", "batches", "release-rules"):
+    elif args.command in ("reports", "batches", "dead-letters", "release-rules"):
         cli_staff.run(args)
     elif args.command == "audit":
         cli_audit.run(args)
     elif args.command in ("broker", "database"):
         cli_deploy.run(args)
+    elif args.command == "templates":
+        cli_templates.run(args)
     elif args.command == "run":
         if importlib.util.find_spec("devtools") is None:
             sys.exit("resultflow: `run` needs the development tools of a source checkout")

@@ -65,10 +65,11 @@ def declare_topology(_: argparse.Namespace) -> None:
     from services.infra.settings import get_settings
 
     async def declare() -> None:
-        broker = make_broker(get_settings())
+        settings = get_settings()
+        broker = make_broker(settings)
         await broker.connect()
         try:
-            await declare_topology(broker)
+            await declare_topology(broker, settings.amqp_url)
         finally:
             await broker.stop()
 

@@ -1,4 +1,4 @@
-"""Staff actions for operators: `resultflow reports | batches | release-rules ...`.
+"""Staff actions for operators: `resultflow reports | batches | dead-letters | release-rules`.
 
 The same actions as the dashboard's forms and the admin API (`services.gateway.actions`),
 run against the system's MongoDB and RabbitMQ, audited under the name given with `--as`.
@@ -39,12 +39,25 @@ def add_commands(commands: Any) -> None:
         if action in ("resend", "reissue-link"):
             command.add_argument("--phone", default="", help="a corrected mobile number")
             command.add_argument("--request-id", default="", help="asking again sends no more")
+    report_actions.add_parser("stuck", help="reports not moved on for longer than allowed")
     batches = commands.add_parser("batches", help="act on a whole batch")
     batch_actions = batches.add_subparsers(dest="action", required=True)
     for action in BATCH_ACTIONS:
         command = batch_actions.add_parser(action, parents=[who], help=f"{action} a batch")
         command.add_argument("batch_id")
         command.add_argument("--reason", default="")
+    letters = commands.add_parser("dead-letters", help="what the system gave up on")
+    letter_actions = letters.add_subparsers(dest="action", required=True)
+    listing = letter_actions.add_parser("list", help="one JSON object each, newest first")
+    listing.add_argument("--queue", default=None)
+    listing.add_argument("--state", default="dead", choices=("dead", "replayed", "discarded"))
+    replay = letter_actions.add_parser("replay", parents=[who], help="back to their queue")
+    replay.add_argument("ids", nargs="+", metavar="ID")
+    replay_all = letter_actions.add_parser("replay-all", parents=[who], help="every waiting one")
+    replay_all.add_argument("--queue", default=None)
+    discard = letter_actions.add_parser("discard", parents=[who], help="drop, with a reason")
+    discard.add_argument("ids", nargs="+", metavar="ID")
+    discard.add_argument("--reason", required=True)
     rules = commands.add_parser("release-rules", help="the lab's release rules")
     rule_actions = rules.add_subparsers(dest="action", required=True)
     rule_actions.add_parser("show", help="print them as JSON")
@@ -78,7 +91,9 @@ async def _run(args: argparse.Namespace) -> None:
     try:
         actions = StaffActions(resources)
         client = {"via": "cli", "actor_role": "operator"}  # whoever runs the system's CLI
-        if args.command == "reports":
+        if args.command == "reports" and args.action == "stuck":
+            await _stuck(resources)
+        elif args.command == "reports":
             for report_id in args.ids:
                 report = await _report_action(actions, args, report_id, client)
                 _print(
@@ -96,6 +111,8 @@ async def _run(args: argparse.Namespace) -> None:
                 outcome = await batches.cancel(args.batch_id, args.as_user, args.reason, client)
             left = [{"id": report_id, "detail": why} for report_id, why in outcome.left]
             _print({"batch_id": args.batch_id, "done": outcome.done, "left": left})
+        elif args.command == "dead-letters":
+            await _dead_letters(resources, args)
         elif args.action == "show":
             rules = await ReleaseRuleStore(resources.db).get(resources.settings.lab_id)
             _print(rules.model_dump(mode="json"))
@@ -126,6 +143,44 @@ async def _report_action(
         phone=args.phone,
         why="resend" if args.action == "resend" else "link_reissued",
     )
+
+
+async def _stuck(resources: Any) -> None:
+    from services.gateway.queries import ReportFilter, ReportQueries
+
+    reports, page, more = ReportQueries(resources.db), 1, True
+    while more:
+        rows, more = await reports.page(ReportFilter(stuck="1"), page)
+        for row in rows:
+            _print({key: row.get(key) for key in ("_id", "status", "updated_at", "batch_id")})
+        page += 1
+
+
+async def _dead_letters(resources: Any, args: argparse.Namespace) -> None:
+    from services.gateway.dead_letters import DeadLetterActions
+    from services.infra.dead_letters import DeadLetters
+
+    actions, role = DeadLetterActions(resources), "operator"
+    if args.action == "list":
+        page, more = 1, True
+        while more:
+            rows, more = await DeadLetters(resources.db).page(args.queue, args.state, page)
+            for row in rows:
+                _print({key: row.get(key) for key in LETTER_FIELDS})
+            page += 1
+    elif args.action == "replay-all":
+        _print({"replayed": await actions.replay_all(args.queue, args.as_user, role)})
+    else:
+        for letter_id in args.ids:
+            if args.action == "replay":
+                await actions.replay(letter_id, args.as_user, role)
+            else:
+                await actions.discard(letter_id, args.as_user, role, args.reason)
+            _print({"id": letter_id, "state": {"replay": "replayed"}.get(args.action, "discarded")})
+
+
+LETTER_FIELDS = ("_id", "queue", "reason", "first_failed_at", "last_failed_at", "report_id",
+                 "batch_id", "state")  # fmt: skip
 
 
 def _print(value: dict[str, Any]) -> None:

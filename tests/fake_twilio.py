@@ -183,6 +183,33 @@ class FakeTwilio:
             self.callbacks.append((url, form, response.status))
             return response.status
 
+    async def send_inbound(
+        self, url: str, sender: str, body: str, to: str = "+447700900999"
+    ) -> int:
+        """Post a signed inbound-message webhook, as Twilio does when a phone texts our number
+        (e.g. a patient replying STOP); returns the HTTP status."""
+        sid = "SM" + secrets.token_hex(16)
+        form = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": API_VERSION,
+            "Body": body,
+            "From": sender,
+            "MessageSid": sid,
+            "NumMedia": "0",
+            "NumSegments": "1",
+            "SmsMessageSid": sid,
+            "SmsSid": sid,
+            "SmsStatus": "received",
+            "To": to,
+        }
+        headers = {"X-Twilio-Signature": twilio_signature(self.auth_token, url, form)}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=form, headers=headers) as response,
+        ):
+            self.callbacks.append((url, form, response.status))
+            return response.status
+
 
 def _basic_auth(request: web.Request) -> tuple[str | None, str | None]:
     header = request.headers.get("Authorization", "")

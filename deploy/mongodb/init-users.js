@@ -37,6 +37,7 @@ const services = {
     password: "MONGODB_PASSWORD_RENDER",
     privileges: [
       ["reports", ["find", "update"]],
+      ["templates", ["find"]],
       ["fs.files", ["find", "insert", "listIndexes"]],
       ["fs.chunks", ["find", "insert", "listIndexes"]],
     ],
@@ -57,6 +58,7 @@ const services = {
       ["outbox", ["insert"]],
       ["release_rules", ["find"]],
       ["audit", ["find", "insert"]],
+      ["sms_opt_outs", ["find", "insert", "update"]],
     ],
   },
   "resultflow-gateway": {
@@ -73,6 +75,9 @@ const services = {
       ["sessions", ["find", "insert", "remove", "update"]],
       ["login_throttle", ["find", "insert", "remove", "update"]],
       ["portal_sessions", ["find", "insert", "remove", "update"]],
+      ["sms_opt_outs", ["find", "insert", "update"]],
+      ["dead_letters", ["find", "insert", "update"]],
+      ["templates", ["find", "insert", "update"]],
       ["fs.files", ["find", "insert", "listIndexes"]],
       ["fs.chunks", ["find", "insert", "listIndexes"]],
     ],

@@ -28,6 +28,7 @@ from com.sun.star.io import IOException
 from com.sun.star.lang import IllegalArgumentException
 from com.sun.star.uno import Exception as UnoException
 
+from services.convert.export import ExportOptions, export_arguments, property_value
 from services.convert.logic import looks_like_docx, looks_like_pdf, should_restart
 from services.convert.office_process import (
     kill_group,
@@ -48,7 +49,6 @@ MAX_LAUNCHES = 3
 NEVER_EXECUTE = 0
 NO_UPDATE = 0
 DOCX_FILTER = "MS Word 2007 XML"
-PDF_FILTER = "writer_pdf_Export"
 
 
 class ConversionError(Exception):
@@ -61,13 +61,6 @@ class DocumentRejectedError(ConversionError):
 
 class OfficeFailureError(ConversionError):
     """LibreOffice hung, died or would not start; it was replaced, so a retry may succeed."""
-
-
-def _property(name: str, value: Any) -> Any:
-    prop = uno.createUnoStruct("com.sun.star.beans.PropertyValue")
-    prop.Name = name
-    prop.Value = value
-    return prop
 
 
 _local_context_lock = threading.Lock()
@@ -139,8 +132,19 @@ class LibreOffice:
                 await asyncio.to_thread(reap_orphaned_offices, self.home.parent)
                 await asyncio.to_thread(self._start_sync)
 
-    async def convert(self, docx: bytes, *, title: str, subject: str) -> bytes:
-        """The PDF of `docx`, with `title` and `subject` as its document properties."""
+    async def convert(
+        self,
+        docx: bytes,
+        *,
+        title: str,
+        subject: str,
+        author: str = "",
+        language: str = "en-GB",
+        pdfa: bool = True,
+    ) -> bytes:
+        """The PDF of `docx`, with `title`, `subject`, `author` (the lab) and `language` in its
+        properties and XMP; `pdfa`: PDF/A-2b and tagged (accessible), else a plain PDF."""
+        options = ExportOptions(title, subject, author, language, pdfa)
         if not looks_like_docx(docx):
             raise DocumentRejectedError("the file is not a .docx (not a zip container)")
         async with self._lock:
@@ -154,7 +158,7 @@ class LibreOffice:
             self._converted += 1
             try:
                 pdf = await asyncio.wait_for(
-                    asyncio.to_thread(self._convert_sync, docx, title, subject), self._timeout
+                    asyncio.to_thread(self._convert_sync, docx, options), self._timeout
                 )
             except DocumentRejectedError:
                 raise
@@ -261,7 +265,7 @@ class LibreOffice:
         self._kill_sync(5.0)
         self._start_sync()
 
-    def _convert_sync(self, docx: bytes, title: str, subject: str) -> bytes:
+    def _convert_sync(self, docx: bytes, options: ExportOptions) -> bytes:
         desktop = self._desktop
         if desktop is None:
             raise OfficeFailureError("LibreOffice is not running")
@@ -271,12 +275,12 @@ class LibreOffice:
         source.write_bytes(docx)
         try:
             load = (
-                _property("Hidden", True),
-                _property("ReadOnly", True),
-                _property("MacroExecutionMode", NEVER_EXECUTE),
-                _property("UpdateDocMode", NO_UPDATE),
+                property_value("Hidden", True),
+                property_value("ReadOnly", True),
+                property_value("MacroExecutionMode", NEVER_EXECUTE),
+                property_value("UpdateDocMode", NO_UPDATE),
                 # Force the Word filter: no type sniffing into other formats.
-                _property("FilterName", DOCX_FILTER),
+                property_value("FilterName", DOCX_FILTER),
             )
             try:
                 document = desktop.loadComponentFromURL(source.as_uri(), "_blank", 0, load)
@@ -288,9 +292,16 @@ class LibreOffice:
                 raise DocumentRejectedError("LibreOffice cannot open the .docx")
             try:
                 properties = document.getDocumentProperties()
-                properties.Title = title
-                properties.Subject = subject
-                document.storeToURL(target.as_uri(), (_property("FilterName", PDF_FILTER),))
+                properties.Title = options.title
+                properties.Subject = options.subject
+                properties.Author = options.author
+                language, _, country = options.language.partition("-")
+                locale = uno.createUnoStruct("com.sun.star.lang.Locale")
+                locale.Language, locale.Country = language, country
+                properties.Language = locale
+                # The PDF's /Lang (what screen readers use) is the document's default language.
+                document.createInstance("com.sun.star.text.Defaults").CharLocale = locale
+                document.storeToURL(target.as_uri(), export_arguments(options))
             finally:
                 try:
                     document.close(True)
@@ -324,6 +335,6 @@ class LibreOffice:
             "com.sun.star.configuration.ConfigurationProvider", self._context
         )
         access = provider.createInstanceWithArguments(
-            "com.sun.star.configuration.ConfigurationAccess", (_property("nodepath", node),)
+            "com.sun.star.configuration.ConfigurationAccess", (property_value("nodepath", node),)
         )
         return access.getPropertyValue(name)

@@ -63,7 +63,11 @@ class ConvertHandlers:
         metadata = logic.pdf_metadata(report)
         try:
             pdf = await self._office.convert(
-                docx.data, title=metadata.title, subject=metadata.subject
+                docx.data,
+                title=metadata.title,
+                subject=metadata.subject,
+                author=self._resources.settings.lab_name,
+                language=logic.report_language(report),
             )
         except DocumentRejectedError as error:
             raise PermanentError(f"the report's .docx cannot be converted: {error}") from error

@@ -32,6 +32,13 @@ def pdf_metadata(report: Mapping[str, Any]) -> PdfMetadata:
     return PdfMetadata(title=REPORT_TITLE, subject=subject)
 
 
+def report_language(report: Mapping[str, Any]) -> str:
+    """The report's language for the PDF (/Lang and XMP): the patient's, else British English."""
+    patient = report.get("patient") or {}
+    language = str(patient.get("language") or "").strip() if isinstance(patient, Mapping) else ""
+    return language if language.replace("-", "").isalpha() and len(language) <= 12 else "en-GB"
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

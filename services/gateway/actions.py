@@ -17,7 +17,7 @@ import structlog
 
 from contracts.v1 import ConvertReport, Message, NotifyPatient, RenderReport, ReportStatus, utcnow
 from services.gateway.queries import NotificationQueries
-from services.infra import phones
+from services.infra import phones, report_status
 from services.infra.audit import Audit, staff
 from services.infra.broker import publish
 from services.infra.documents import (
@@ -177,9 +177,12 @@ class StaffActions:
 
     async def _retry(self, report_id: str, user: str, client: dict[str, Any]) -> ReportDocument:
         report = await self.get(report_id)
+        if report_status.is_stuck(ReportStatus(report["status"]), report["updated_at"], utcnow()):
+            return await self._redrive(report, user, client)
         if report["status"] != ReportStatus.FAILED:
             raise ActionRefused(
-                409, f"Only a failed report can be retried; this one is {report['status']}."
+                409,
+                f"Only a failed or stuck report can be retried; this one is {report['status']}.",
             )
         if await self._texted_before(report):
             raise ActionRefused(
@@ -196,6 +199,22 @@ class StaffActions:
         await self._move(report, stage, "retry", user, "", client, {"failure_reason": ""})
         await self._send(command)
         return await self._reports.get(report_id)
+
+    async def _redrive(
+        self, report: ReportDocument, user: str, client: dict[str, Any]
+    ) -> ReportDocument:
+        """Send a stuck report's command for the stage it stopped at again. Each stage does
+        nothing twice (its updates are conditional), so a command that was only slow is
+        harmless to repeat."""
+        ids = {"report_id": report["_id"], "correlation_id": report["correlation_id"]}
+        command: Message = {
+            ReportStatus.RECEIVED: RenderReport,
+            ReportStatus.RENDERED: ConvertReport,
+        }.get(ReportStatus(report["status"]), NotifyPatient)(**ids)
+        detail = {"stage": report["status"], **client}
+        await self._audit.write(staff(user), "report.stuck_retried", report["_id"], detail)
+        await self._send(command)
+        return report
 
     async def save_release_rules(
         self, rules: ReleaseRules, user: str, client: dict[str, Any]

@@ -9,9 +9,10 @@ from urllib.parse import urlencode
 import structlog
 from aiohttp import web
 
-from contracts.v1 import IngestBatch
+from contracts.v1 import IngestBatch, utcnow
 from services.gateway import logic, timeline
 from services.gateway.actions import new_request_id
+from services.gateway.permissions import Action, allowed, role_of
 from services.gateway.queries import (
     BatchFilter,
     BatchQueries,
@@ -21,7 +22,9 @@ from services.gateway.queries import (
     ReportQueries,
     page_number,
 )
+from services.gateway.report_files import verified_pdf
 from services.gateway.web import (
+    ROLE,
     USER,
     client_detail,
     own_batches_only,
@@ -29,9 +32,11 @@ from services.gateway.web import (
     render,
     sees_batch,
 )
+from services.infra import report_status
 from services.infra.audit import Audit, staff
 from services.infra.batches import Batches
 from services.infra.broker import publish
+from services.infra.dead_letters import DeadLetters
 from services.infra.documents import BatchDocument
 from services.infra.service import Resources
 
@@ -108,11 +113,13 @@ class AdminHandlers:
         self._notifications = NotificationQueries(resources.db)
         self._outbox = OutboxQueries(resources.db)
         self._audit = Audit(resources.db)
+        self._dead_letters = DeadLetters(resources.db)
 
     # --- dashboard and upload ------------------------------------------------------------
 
     async def dashboard(self, request: web.Request) -> web.StreamResponse:
         filters = BatchFilter.from_query(request.query, uploader=own_batches_only(request))
+        sees_reports = allowed(role_of(request.get(ROLE)), Action.VIEW_REPORTS)
         page = page_number(request.query) or 1
         batches, has_next = await self._batches.page(filters, page)
         counts = await self._batches.status_counts([b["_id"] for b in batches])
@@ -134,6 +141,9 @@ class AdminHandlers:
                 "page": page,
                 "prev_link": page_link(page - 1) if page > 1 else None,
                 "next_link": page_link(page + 1) if has_next else None,
+                # Dead letters wait for a person: every role that may act on them sees them.
+                "dead_letters": await self._dead_letters.counts() if sees_reports else {},
+                "stuck": await self._reports.count_stuck() if sees_reports else 0,
             },
         )
 
@@ -235,6 +245,7 @@ class AdminHandlers:
                 "staff_events": timeline.audit_rows(staff_access),
                 "staff_more": staff_more,
                 "audit_limit": logic.REPORT_AUDIT_LIMIT,
+                "stuck": report_status.is_stuck(report["status"], report["updated_at"], utcnow()),
             },
         )
 
@@ -242,11 +253,12 @@ class AdminHandlers:
         report = await self._reports.get(request.match_info["report_id"])
         if report is None or not report.get("pdf_file_id"):
             raise web.HTTPNotFound(text="No PDF for this report.")
-        stored = await self._resources.files.get(report["pdf_file_id"])
+        actor, client = staff(request[USER]), client_detail(request)
+        data = await verified_pdf(self._resources.files, self._audit, report, actor, client)
         download = request.query.get("download") == "1"
         action = "report.downloaded" if download else "report.viewed"
-        await self._audit.write(staff(request[USER]), action, report["_id"], client_detail(request))
-        return pdf_response(stored.data, report.get("sample_date"), download=download)
+        await self._audit.write(actor, action, report["_id"], client)
+        return pdf_response(data, report.get("sample_date"), download=download)
 
     async def outbox(self, request: web.Request) -> web.StreamResponse:
         if self._settings.sms_provider != "outbox":

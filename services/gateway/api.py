@@ -13,6 +13,17 @@ from aiohttp import web
 from services.gateway import logic, timeline
 from services.gateway.actions import ActionRefused, StaffActions, new_request_id
 from services.gateway.admin import UploadRefused, accept_upload
+from services.gateway.admin_api_models import (
+    DeadLetterDecision,
+    DeadLetterList,
+    DeadLetterView,
+    NewUser,
+    ReplayAll,
+    ReplayAllResult,
+    UserActionBody,
+    UserChanged,
+    UserList,
+)
 from services.gateway.api_models import (
     ActionBody,
     AuditList,
@@ -23,7 +34,6 @@ from services.gateway.api_models import (
     BatchSummary,
     BatchView,
     LeftAlone,
-    NewUser,
     ReleaseMany,
     ReleaseManyResult,
     ReleaseOutcome,
@@ -33,12 +43,10 @@ from services.gateway.api_models import (
     ReportView,
     RulesSaved,
     TextAgainBody,
-    UserActionBody,
-    UserChanged,
-    UserList,
 )
 from services.gateway.audit_pages import AUDIT_FILTERS, audit_list
 from services.gateway.batch_actions import BatchActions
+from services.gateway.dead_letter_pages import DECISIONS, DeadLetterApi
 from services.gateway.openapi import Operation, document
 from services.gateway.queries import (
     BatchFilter,
@@ -67,7 +75,7 @@ PREFIX = "/api/v1"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ApiHandlers(UserApi):
+class ApiHandlers:
     def __init__(self, resources: Resources) -> None:
         self._resources = resources
         self._batch_writes = Batches(resources.db)
@@ -78,7 +86,8 @@ class ApiHandlers(UserApi):
         self._actions = StaffActions(resources)
         self._batch_actions = BatchActions(resources)
         self._rules = ReleaseRuleStore(resources.db)
-        super().__init__(resources)
+        self.users = UserApi(resources)
+        self.dead_letters = DeadLetterApi(resources)
 
     async def openapi(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(document(OPERATIONS, PREFIX))
@@ -237,7 +246,7 @@ OPERATIONS: tuple[Operation, ...] = (
               response=BatchView, errors=(404,)),
     Operation("GET", "/reports", "list_reports", "Find reports", response=ReportList,
               query=("patient_id", "phone", "q", "status", "batch_id", "sampled_from",
-                     "sampled_to", "page"), errors=(400,)),
+                     "sampled_to", "stuck", "page"), errors=(400,)),
     Operation("GET", "/reports/{report_id}", "get_report", "A report with its versions, "
               "timeline and SMS", response=ReportView, errors=(404,)),
     Operation("POST", "/reports/{report_id}/release", "release", "Release a waiting report",
@@ -245,8 +254,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/reports/{report_id}/withdraw", "withdraw", "Withdraw a report: "
               "nothing more is sent, its link stops working", body=ActionBody,
               response=ReportState, errors=(400, 404, 409)),
-    Operation("POST", "/reports/{report_id}/retry", "retry", "Retry a failed report from the "
-              "stage that failed", response=ReportState, errors=(404, 409)),
+    Operation("POST", "/reports/{report_id}/retry", "retry", "Retry a failed or stuck report "
+              "from the stage it stopped at", response=ReportState, errors=(404, 409)),
     Operation("POST", "/reports/{report_id}/resend", "resend", "Text the patient again with a "
               "new link, optionally to a corrected number", body=TextAgainBody,
               response=ReportState, status=202, errors=(400, 404, 409)),
@@ -263,13 +272,22 @@ OPERATIONS: tuple[Operation, ...] = (
               response=ReleaseRules),
     Operation("PUT", "/release-rules", "put_rules", "Replace the lab's release rules",
               body=ReleaseRules, response=RulesSaved, errors=(400,)),
-    Operation("GET", "/users", "list_users", "Staff accounts (admins)", response=UserList),
-    Operation("POST", "/users", "create_user", "Add a member of staff; returns a temporary "
+    Operation("GET", "/users", "users.list_users", "Staff accounts (admins)", response=UserList),
+    Operation("POST", "/users", "users.create_user", "Add a member of staff; returns a temporary "
               "password", body=NewUser, response=UserChanged, status=201, errors=(400, 409)),
-    Operation("POST", "/users/{username}/{action}", "user_action", "set-role, disable, "
+    Operation("POST", "/users/{username}/{action}", "users.user_action", "set-role, disable, "
               "enable, reset-password, reset-mfa or end-sessions; each ends the user's sessions",
               body=UserActionBody, response=UserChanged, errors=(400, 404, 409),
               choices=(("action", PAGE_ACTIONS),)),
+    Operation("GET", "/dead-letters", "dead_letters.list", "Dead letters, newest failure "
+              "first, and how many wait per queue", response=DeadLetterList,
+              query=("queue", "state", "page"), errors=(400,)),
+    Operation("POST", "/dead-letters/{letter_id}/{action}", "dead_letters.decide", "Replay a "
+              "dead letter to its queue, or discard it with a reason (audited)",
+              body=DeadLetterDecision, response=DeadLetterView, errors=(400, 404, 409),
+              choices=(("action", DECISIONS),)),
+    Operation("POST", "/dead-letters/replay-all", "dead_letters.replay_all", "Replay every "
+              "waiting dead letter (of one queue)", body=ReplayAll, response=ReplayAllResult),
     Operation("GET", "/audit", "list_audit", "The audit trail, newest first (admins)",
               response=AuditList, query=(*AUDIT_FILTERS, "page"), errors=(400,)),
 )  # fmt: skip
@@ -298,5 +316,5 @@ def setup_api(app: web.Application, resources: Resources) -> None:
     app.router.add_get(f"{PREFIX}/openapi.json", handlers.openapi)
     for operation in OPERATIONS:
         app.router.add_route(
-            operation.method, PREFIX + operation.route(), getattr(handlers, operation.handler)
+            operation.method, PREFIX + operation.route(), operation.bound_to(handlers)
         )

@@ -9,7 +9,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.gateway.actions import REQUEST_ID
-from services.gateway.permissions import Role
 from services.infra.documents import (
     BatchDocument,
     NotificationDocument,
@@ -300,39 +299,3 @@ class AuditList(ApiModel):
     items: list[AuditEntryView] = Field(description="Newest first.")
     page: int
     next_page: int | None
-
-
-class UserView(ApiModel):
-    username: str
-    role: str
-    disabled: bool = False
-    must_change_password: bool = Field(False, description="A reset: a new one at next login.")
-    mfa_enrolled: bool = Field(False, description="Has set up a second factor (TOTP).")
-    created_at: datetime | None = None
-    last_login_at: datetime | None = None
-
-    @classmethod
-    def of(cls, user: dict[str, Any]) -> UserView:
-        return cls.model_validate({**user, "mfa_enrolled": bool(user.get("mfa"))})
-
-
-class UserList(ApiModel):
-    items: list[UserView]
-
-
-class NewUser(RequestModel):
-    username: str = Field(max_length=64, description="Letters, digits, '.', '_', '@' or '-'.")
-    role: Role
-
-
-class UserActionBody(RequestModel):
-    role: Role | None = Field(None, description="The new role, for set-role.")
-
-
-class UserChanged(ApiModel):
-    username: str
-    temporary_password: str | None = Field(
-        None,
-        description="Made by create and reset-password, shown only here: the user chooses "
-        "a new password when they next sign in.",
-    )

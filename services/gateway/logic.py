@@ -13,8 +13,10 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from contracts import topology
 from contracts.v1 import ReportStatus
 from services.infra.documents import BatchStatus
+from services.infra.report_status import STUCK_AFTER
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 REPORTS_PAGE_SIZE = 50
@@ -168,6 +170,10 @@ def metrics_text(
     report_counts: Mapping[str, int],
     batch_counts: Mapping[str, int],
     audit_counts: Mapping[str, int],
+    *,
+    integrity_failures: int = 0,
+    stuck_counts: Mapping[str, int] | None = None,
+    dead_letter_counts: Mapping[str, int] | None = None,
 ) -> str:
     """Prometheus text exposition of the current counts."""
     lines = [
@@ -184,6 +190,23 @@ def metrics_text(
             "Audited patient portal events by action.",
             "action",
             audit_counts,
+        ),
+        "# HELP resultflow_pdf_integrity_failures Report PDFs refused: stored SHA-256 mismatch.",
+        "# TYPE resultflow_pdf_integrity_failures gauge",
+        f"resultflow_pdf_integrity_failures {integrity_failures}",
+        *_gauge(
+            "resultflow_reports_stuck",
+            "Reports not moved on for longer than their stage allows, by where they stopped.",
+            "status",
+            stuck_counts or {},
+            [status.value for status in STUCK_AFTER],
+        ),
+        *_gauge(
+            "resultflow_dead_letters",
+            "Dead-lettered messages waiting for a person, by queue.",
+            "queue",
+            dead_letter_counts or {},
+            [queue.name for queue in topology.QUEUES],
         ),
     ]
     return "\n".join(lines) + "\n"

@@ -26,14 +26,19 @@ from services.gateway.accounts import setup_accounts
 from services.gateway.admin import setup_admin
 from services.gateway.api import setup_api
 from services.gateway.audit_pages import setup_audit
+from services.gateway.dead_letter_pages import setup_dead_letters
 from services.gateway.live import setup_live
 from services.gateway.ops import setup_ops
 from services.gateway.portal import setup_portal
 from services.gateway.review import setup_review
+from services.gateway.template_pages import setup_templates
 from services.gateway.users import setup_users
+from services.gateway.verify import setup_verify
 from services.gateway.web import RedactingAccessLogger, body_limits, setup_pages
 from services.gateway.webhooks import setup_webhooks
+from services.infra.audit import Audit
 from services.infra.service import Resources
+from services.infra.templates import TemplateStore
 
 
 def create_app(resources: Resources | None = None) -> web.Application:
@@ -47,10 +52,13 @@ def create_app(resources: Resources | None = None) -> web.Application:
     setup_admin(app, resources)
     setup_review(app, resources)
     setup_users(app, resources)
+    setup_dead_letters(app, resources)
     setup_audit(app, resources)
     setup_api(app, resources)
     setup_live(app, resources)
     setup_portal(app, resources)
+    setup_verify(app, resources)
+    setup_templates(app, TemplateStore(resources.db), Audit(resources.db))
     setup_webhooks(app, resources)
     setup_ops(app, resources)
 

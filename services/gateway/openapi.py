@@ -29,7 +29,7 @@ STATUS_TEXT = {
 class Operation:
     method: str
     path: str  # below the API's prefix, with {parameters}
-    handler: str  # name of the ApiHandlers method
+    handler: str  # the ApiHandlers method, or "part.method" for a part's (`users.list_users`)
     summary: str
     response: type[BaseModel] | None = None
     body: type[BaseModel] | None = None
@@ -38,6 +38,13 @@ class Operation:
     multipart_file: str = ""  # the form field of an uploaded file
     errors: tuple[int, ...] = ()
     choices: tuple[tuple[str, tuple[str, ...]], ...] = ()  # path parameters with fixed values
+
+    def bound_to(self, handlers: object) -> Any:
+        """The handler method itself, on `handlers` or the part of it the name says."""
+        target = handlers
+        for name in self.handler.split("."):
+            target = getattr(target, name)
+        return target
 
     def route(self) -> str:
         """The aiohttp route: parameters with fixed values match only those."""
@@ -94,7 +101,7 @@ def _operation(operation: Operation) -> dict[str, Any]:
             "content": {"application/json": {"schema": _ref(ErrorBody)}},
         }
     spec: dict[str, Any] = {
-        "operationId": operation.handler,
+        "operationId": operation.handler.rsplit(".", 1)[-1],
         "summary": operation.summary,
         "parameters": parameters,
         "responses": responses,

@@ -17,10 +17,14 @@ from typing import Any
 
 from aiohttp import web
 
+from contracts.v1 import utcnow
 from services.gateway import logic
+from services.gateway.report_files import INTEGRITY_FAILED
 from services.gateway.web import json_error
 from services.infra.audit import PATIENT
 from services.infra.database import Database
+from services.infra.dead_letters import DeadLetters
+from services.infra.report_status import stuck_query
 from services.infra.service import Resources
 
 
@@ -39,6 +43,9 @@ class Stats:
             await self._group("reports", "status", {}),
             await self._group("batches", "status", {}),
             await self._group("audit", "action", {"actor": PATIENT}),
+            integrity_failures=await self._db.audit.count_documents({"action": INTEGRITY_FAILED}),
+            stuck_counts=await self._group("reports", "status", stuck_query(utcnow())),
+            dead_letter_counts=await DeadLetters(self._db).counts(),
         )
 
 

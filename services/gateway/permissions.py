@@ -30,6 +30,7 @@ class Action(StrEnum):
     MANAGE_RULES = "manage_rules"
     VIEW_AUDIT = "view_audit"  # the whole audit trail: admins only
     MANAGE_USERS = "manage_users"  # create, change role, disable, reset password or MFA
+    MANAGE_TEMPLATES = "manage_templates"  # report templates: upload, check, preview, activate
 
 
 PERMISSIONS: Mapping[Role, frozenset[Action]] = {
@@ -52,10 +53,14 @@ ROUTE_ACTIONS: Mapping[tuple[str, str], Action] = {
     ("POST", "/login"): Action.PUBLIC,
     ("GET", "/r/{token}"): Action.PUBLIC,
     ("POST", "/r/{token}"): Action.PUBLIC,
-    ("GET", "/r/{token}/report"): Action.PUBLIC,
-    ("GET", "/r/{token}/report.pdf"): Action.PUBLIC,
+    ("GET", "/portal/report"): Action.PUBLIC,
+    ("GET", "/portal/report.pdf"): Action.PUBLIC,
     ("POST", "/webhooks/twilio/status"): Action.PUBLIC,
+    ("POST", "/webhooks/twilio/inbound"): Action.PUBLIC,
+    ("POST", "/webhooks/outbox/inbound"): Action.PUBLIC,
     ("GET", "/healthz"): Action.PUBLIC,
+    ("GET", "/v/{reference}"): Action.PUBLIC,  # report verification: no patient data
+    ("POST", "/v/{reference}"): Action.PUBLIC,  # "was this exact file issued?" (writes nothing)
     # Readiness and metrics check the metrics token themselves (`ops`).
     ("GET", "/readyz"): Action.PUBLIC,
     ("GET", "/metrics"): Action.PUBLIC,
@@ -88,12 +93,18 @@ ROUTE_ACTIONS: Mapping[tuple[str, str], Action] = {
     ("GET", "/reports/{report_id}/report.pdf"): Action.VIEW_REPORTS,
     ("GET", "/outbox"): Action.VIEW_REPORTS,
     ("GET", "/queue"): Action.VIEW_REPORTS,
+    ("GET", "/dead-letters"): Action.VIEW_REPORTS,
+    ("GET", f"{A}/dead-letters"): Action.VIEW_REPORTS,
     ("GET", "/release-rules"): Action.VIEW_REPORTS,
     ("GET", f"{A}/reports"): Action.VIEW_REPORTS,
     ("GET", f"{A}/reports/{{report_id}}"): Action.VIEW_REPORTS,
     ("GET", f"{A}/release-rules"): Action.VIEW_REPORTS,
     # reviewing
     ("POST", "/queue/release"): Action.REVIEW,
+    ("POST", "/dead-letters/replay-all"): Action.REVIEW,
+    ("POST", "/dead-letters/{letter_id}/{action}"): Action.REVIEW,
+    ("POST", f"{A}/dead-letters/replay-all"): Action.REVIEW,
+    ("POST", f"{A}/dead-letters/{{letter_id}}/{{action}}"): Action.REVIEW,
     ("POST", "/reports/{report_id}/{action}"): Action.REVIEW,
     ("POST", "/batches/{batch_id}/{action}"): Action.REVIEW,
     ("POST", f"{A}/reports/release"): Action.REVIEW,
@@ -105,6 +116,11 @@ ROUTE_ACTIONS: Mapping[tuple[str, str], Action] = {
     ("POST", f"{A}/batches/{{batch_id}}/{{action}}"): Action.REVIEW,
     # the lab's settings
     ("POST", "/release-rules"): Action.MANAGE_RULES,
+    ("GET", "/templates"): Action.MANAGE_TEMPLATES,
+    ("POST", "/templates"): Action.MANAGE_TEMPLATES,
+    ("GET", "/templates/{name}"): Action.MANAGE_TEMPLATES,
+    ("POST", "/templates/{name}/{version}/activate"): Action.MANAGE_TEMPLATES,
+    ("GET", "/templates/{name}/{version}/preview.pdf"): Action.MANAGE_TEMPLATES,
     ("PUT", f"{A}/release-rules"): Action.MANAGE_RULES,
     # the audit trail
     ("GET", "/audit"): Action.VIEW_AUDIT,

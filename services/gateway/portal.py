@@ -1,9 +1,11 @@
-"""The patient portal: the SMS link, a date-of-birth check, then the report PDF.
+"""The patient portal: the SMS link, a date-of-birth check, then the results as a page and
+the report PDF.
 
-Everything is keyed by the link token, which is looked up by its SHA-256 only. No patient
-data and no token ever reaches the logs (the access log redacts `/r/<token>`). The portal's
-own sessions (`portal_sessions`) are written only here; the link's attempts through the
-`reports` owner.
+The link token is looked up by its SHA-256 only, and is used once per visit: a passed check
+trades it for a session cookie and sends the browser (303) to `/portal/report`, so the token
+stays in no later URL (history, a shared device, the PDF's address). No patient data and no
+token ever reaches the logs (the access log redacts `/r/<token>`). The portal's own sessions
+(`portal_sessions`) are written only here; the link's attempts through the `reports` owner.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from contracts.v1 import utcnow
 from services.gateway import portal_logic as rules
 from services.gateway.logic import tokens_match
 from services.gateway.portal_logic import LinkState
+from services.gateway.report_files import verified_pdf
 from services.gateway.web import client_detail, pdf_response, redirect, render, set_cookie
 from services.infra.audit import PATIENT, Audit
 from services.infra.database import Database
 from services.infra.documents import AuditOutcome, ReportDocument
+from services.infra.errors import ReportNotFoundError
 from services.infra.service import Resources
 from services.infra.tokens import new_token, token_hash
 
@@ -28,6 +32,8 @@ log = structlog.get_logger()
 
 PORTAL_CSRF_COOKIE = "rf_portal_csrf"
 PORTAL_SESSION_COOKIE = "rf_portal"
+# Where a patient's session lives: no token in any of these URLs.
+PORTAL_PATH = "/portal"
 
 
 class PortalSessions:
@@ -48,15 +54,12 @@ class PortalSessions:
         )
         return token
 
-    async def valid(self, token: str, report_id: str, now: datetime) -> bool:
+    async def report_id(self, token: str, now: datetime) -> str | None:
+        """The report this session opens, while it lasts."""
         found = await self._db.portal_sessions.find_one(
-            {
-                "token_hash": token_hash(token),
-                "report_id": report_id,
-                "expires_at": {"$gt": now},
-            }
+            {"token_hash": token_hash(token), "expires_at": {"$gt": now}}
         )
-        return found is not None
+        return None if found is None else str(found["report_id"])
 
 
 class PortalHandlers:
@@ -71,14 +74,14 @@ class PortalHandlers:
         return {"lab_name": self._settings.lab_name, "lab_phone": self._settings.lab_phone}
 
     def _set_cookie(
-        self, response: web.StreamResponse, name: str, value: str, token: str, max_age: int
+        self, response: web.StreamResponse, name: str, value: str, path: str, max_age: int
     ) -> None:
-        """A portal cookie: only for this link's pages, never sent from another site."""
+        """A portal cookie: only for the pages at `path`, never sent from another site."""
         set_cookie(
             response,
             name,
             value,
-            path=f"/r/{token}",
+            path=path,
             secure=self._settings.cookie_secure,
             max_age=max_age,
             samesite="Strict",
@@ -93,29 +96,31 @@ class PortalHandlers:
             LinkState.UNKNOWN: (
                 404,
                 "This link is not valid",
-                "Check that you opened the whole link from the text message.",
+                "Check that you opened the whole link from the text message. If it still does "
+                "not work, call the lab: they can send you a new link.",
             ),
             LinkState.EXPIRED: (
                 410,
                 "This link has expired",
-                "For your privacy, result links work for a limited time. Please contact the lab.",
+                "For your privacy, result links work for a limited time. Call the lab and ask "
+                "for a new link: they will send it to you by text message.",
             ),
             LinkState.LOCKED: (
                 403,
                 "Too many attempts",
-                "This link has been locked after "
-                "too many wrong dates of birth. Please contact the lab.",
+                "This link has been locked after too many wrong dates of birth. Call the lab "
+                "and ask for a new link: they will send it to you by text message.",
             ),
             LinkState.REPLACED: (
                 410,
                 "A newer report replaced this one",
                 "The lab updated your report. Use the link in the newest text message from "
-                "the lab, or contact the lab.",
+                "the lab, or call the lab and ask for a new link.",
             ),
             LinkState.WITHDRAWN: (
                 410,
                 "This report was withdrawn",
-                "The lab withdrew this report. Please contact the lab.",
+                "The lab withdrew this report. Please call the lab.",
             ),
         }
         status, title, message = pages[state]
@@ -127,24 +132,37 @@ class PortalHandlers:
         )
 
     def _check_page(
-        self, request: web.Request, token: str, *, error: str = "", status: int = 200
+        self,
+        request: web.Request,
+        token: str,
+        report: ReportDocument,
+        *,
+        error: str = "",
+        status: int = 200,
     ) -> web.Response:
         csrf = request.cookies.get(PORTAL_CSRF_COOKIE) or new_token()
+        expires = rules.link_expiry(report)
         response = render(
             request,
             "portal_check.html",
-            {"token": token, "csrf_token": csrf, "error": error, **self._lab()},
+            {
+                "token": token,
+                "csrf_token": csrf,
+                "error": error,
+                "expires": expires,
+                **self._lab(),
+            },
             status=status,
         )
-        self._set_cookie(response, PORTAL_CSRF_COOKIE, csrf, token, max_age=3600)
+        self._set_cookie(response, PORTAL_CSRF_COOKIE, csrf, f"/r/{token}", max_age=3600)
         return response
 
     async def check_form(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
-        _, state = await self._load(token)
-        if state is not LinkState.OPEN:
+        report, state = await self._load(token)
+        if report is None or state is not LinkState.OPEN:
             return self._closed_page(request, state)
-        return self._check_page(request, token)
+        return self._check_page(request, token, report)
 
     async def check(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
@@ -158,13 +176,14 @@ class PortalHandlers:
             return self._check_page(
                 request,
                 token,
+                report,
                 error="The page expired. Please enter your date of birth again.",
                 status=403,
             )
         entered = rules.parse_date_of_birth(fields)
         if entered is None:
             return self._check_page(
-                request, token, error="Please enter a complete date of birth.", status=400
+                request, token, report, error="Please enter a complete date of birth.", status=400
             )
         # Take one of the link's attempts before comparing: parallel guesses must not all be
         # compared while the count still looks low.
@@ -181,12 +200,13 @@ class PortalHandlers:
             PATIENT, "portal.check_passed", report["_id"], client_detail(request)
         )
         log.info("portal.check_passed", report_id=report["_id"])
-        response = redirect(f"/r/{token}/report")
+        # The token is spent for this visit: from here on the URL holds none.
+        response = redirect(f"{PORTAL_PATH}/report")
         self._set_cookie(
             response,
             PORTAL_SESSION_COOKIE,
             session,
-            token,
+            PORTAL_PATH,
             max_age=int(rules.PORTAL_SESSION_TTL.total_seconds()),
         )
         return response
@@ -213,6 +233,7 @@ class PortalHandlers:
         return self._check_page(
             request,
             token,
+            report,
             error=f"That date of birth does not match our records. {left} {noun} left.",
             status=400,
         )
@@ -226,46 +247,67 @@ class PortalHandlers:
         outcome = AuditOutcome.REFUSED
         await self._audit.write(PATIENT, "portal.check_refused", report_id, detail, outcome=outcome)
 
-    async def _authorised(self, request: web.Request) -> tuple[str, ReportDocument]:
-        """The report behind a link whose owner passed the check; else back to the check."""
-        token = request.match_info["token"]
-        report, state = await self._load(token)
-        if report is None or state is not LinkState.OPEN:
-            raise web.HTTPSeeOther(f"/r/{token}")  # which says what is wrong with the link
+    async def _authorised(self, request: web.Request) -> ReportDocument | web.Response:
+        """The report whose owner passed the check in this browser; else the page that says
+        how to get back in (there is no token here to send the browser back to)."""
         session = request.cookies.get(PORTAL_SESSION_COOKIE)
-        if not session or not await self._sessions.valid(session, report["_id"], utcnow()):
-            raise web.HTTPSeeOther(f"/r/{token}")
-        return token, report
+        report_id = await self._sessions.report_id(session, utcnow()) if session else None
+        if report_id is None:
+            return self._session_ended(request)
+        try:
+            report = await self._reports.get(report_id)
+        except ReportNotFoundError:
+            return self._session_ended(request)
+        state = rules.link_state(report, utcnow(), self._settings.portal_max_attempts)
+        if state is not LinkState.OPEN:
+            return self._closed_page(request, state)
+        return report
+
+    def _session_ended(self, request: web.Request) -> web.Response:
+        message = (
+            "For your privacy, the report is shown for a short time only. Open the link in "
+            "the text message from the lab again and confirm your date of birth."
+        )
+        context = {"title": "Please open your link again", "message": message, "state": "session"}
+        return render(request, "portal_message.html", context | self._lab(), status=403)
 
     async def report_page(self, request: web.Request) -> web.StreamResponse:
-        # The page only frames the PDF: its loads are audited where the PDF is served.
-        token, report = await self._authorised(request)
+        # The results are on the page itself; the PDF's loads are audited where it is served.
+        report = await self._authorised(request)
+        if isinstance(report, web.Response):
+            return report
         await self._audit.write(PATIENT, "portal.opened", report["_id"], client_detail(request))
+        await self._reports.mark_opened(report["_id"], utcnow())
         log.info("portal.opened", report_id=report["_id"])
         return render(
             request,
             "portal_report.html",
             {
-                "token": token,
-                "sample_date": report.get("sample_date", ""),
+                "results": rules.result_rows(list(report.get("results") or [])),
+                "comments": report.get("comments", ""),
+                "sample_date": rules.long_date(report.get("sample_date")),
                 "version": report.get("version", 1),
+                "expires": rules.link_expiry(report),
+                "pdf": bool(report.get("pdf_file_id")),
                 **self._lab(),
             },
         )
 
     async def report_pdf(self, request: web.Request) -> web.StreamResponse:
-        _, report = await self._authorised(request)
+        report = await self._authorised(request)
+        if isinstance(report, web.Response):
+            return report
         if not report.get("pdf_file_id"):
             raise web.HTTPNotFound()
-        stored = await self._resources.files.get(report["pdf_file_id"])
+        client = client_detail(request)
+        # The stored SHA-256 is checked on every read (a mismatch is refused and audited).
+        data = await verified_pdf(self._resources.files, self._audit, report, PATIENT, client)
         download = request.query.get("download") == "1"
-        # Every time the PDF leaves: shown in the page's frame or a tab, or saved.
+        # Every time the PDF leaves: opened in a tab, or saved.
         action = "report.downloaded" if download else "report.viewed"
-        await self._audit.write(PATIENT, action, report["_id"], client_detail(request))
+        await self._audit.write(PATIENT, action, report["_id"], client)
         log.info(action, report_id=report["_id"])
-        return pdf_response(
-            stored.data, report.get("sample_date"), download=download, framed_here=True
-        )
+        return pdf_response(data, report.get("sample_date"), download=download)
 
 
 def setup_portal(app: web.Application, resources: Resources) -> None:
@@ -273,5 +315,5 @@ def setup_portal(app: web.Application, resources: Resources) -> None:
     r = app.router
     r.add_get("/r/{token}", handlers.check_form)
     r.add_post("/r/{token}", handlers.check)
-    r.add_get("/r/{token}/report", handlers.report_page)
-    r.add_get("/r/{token}/report.pdf", handlers.report_pdf)
+    r.add_get(f"{PORTAL_PATH}/report", handlers.report_page)
+    r.add_get(f"{PORTAL_PATH}/report.pdf", handlers.report_pdf)

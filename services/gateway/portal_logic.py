@@ -1,4 +1,5 @@
-"""Pure rules of the patient portal: whether a link may be used, the date-of-birth check.
+"""Pure rules of the patient portal: whether a link may be used, the date-of-birth check,
+how results read to a patient (flags in words, dates spelled out).
 
 No database or web imports here: everything is a function of its arguments.
 """
@@ -10,7 +11,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from contracts.v1 import ReportStatus
+from contracts.v1 import Flag, ReportStatus
 
 PORTAL_SESSION_TTL = timedelta(minutes=15)
 
@@ -79,3 +80,58 @@ def date_of_birth_matches(entered: date, stored: str | date | None) -> bool:
 
 def remaining_attempts(failed_attempts: int, max_attempts: int) -> int:
     return max(0, max_attempts - failed_attempts)
+
+
+# A flag in words, never by colour alone: what the patient reads next to each value.
+FLAG_WORDS = {
+    Flag.HIGH: "High",
+    Flag.LOW: "Low",
+    Flag.CRITICAL_HIGH: "Very high: the lab may call you",
+    Flag.CRITICAL_LOW: "Very low: the lab may call you",
+    Flag.NORMAL: "Within range",
+}
+
+
+def flag_words(flag: str) -> str:
+    try:
+        return FLAG_WORDS[Flag(flag)]
+    except ValueError:
+        return "See the report"
+
+
+def flag_class(flag: str) -> str:
+    """The CSS class of a flag (the colour only repeats the words)."""
+    return {"H": "high", "L": "low", "HH": "critical", "LL": "critical"}.get(flag, "normal")
+
+
+def result_rows(results: list[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """A report's results as the portal's table shows them."""
+    return [
+        {
+            "test": str(r.get("test", "")),
+            "value": str(r.get("value", "")),
+            "unit": str(r.get("unit", "")),
+            "reference_range": str(r.get("reference_range", "")),
+            "flag": flag_words(str(r.get("flag", ""))),
+            "flag_class": flag_class(str(r.get("flag", ""))),
+        }
+        for r in results
+    ]
+
+
+def long_date(value: date | datetime | str | None) -> str:
+    """A date spelled out for a patient ("26 December 2026"): no 03/04 ambiguity."""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value[:10])
+        except ValueError:
+            return str(value)
+    if value is None:
+        return ""
+    return f"{value.day} {value:%B %Y}"
+
+
+def link_expiry(report: Mapping[str, Any]) -> str:
+    """Until when the report's link works, spelled out; "" when it has none."""
+    access = report.get("access") or {}
+    return long_date(access.get("expires_at"))

@@ -12,9 +12,9 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 
-from contracts.v1 import ReportStatus
+from contracts.v1 import ReportStatus, utcnow
 from services.gateway import logic
-from services.infra import documents
+from services.infra import documents, report_status
 from services.infra.database import Database
 from services.infra.documents import (
     BatchDocument,
@@ -37,11 +37,13 @@ class ReportFilter:
     q: str = ""  # part of the patient's name or id, or the LIS accession, in any case
     sampled_from: str = ""  # sample dates, YYYY-MM-DD, both ends included
     sampled_to: str = ""
+    stuck: str = ""  # "1": only reports that have not moved for longer than their stage allows
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> ReportFilter:
         status = _get(query, "status")
         return cls(
+            stuck="1" if _get(query, "stuck") in ("1", "true", "yes") else "",
             batch_id=_get(query, "batch_id", "batch"),
             status=status if status in set(ReportStatus) else "",
             patient_id=_get(query, "patient_id"),
@@ -74,6 +76,8 @@ class ReportFilter:
                 **({"$gte": self.sampled_from} if self.sampled_from else {}),
                 **({"$lte": self.sampled_to} if self.sampled_to else {}),
             }
+        if self.stuck:
+            return {"$and": [query, report_status.stuck_query(utcnow())]}
         return query
 
     def params(self) -> dict[str, str]:
@@ -231,6 +235,9 @@ class ReportQueries:
         )
         rows = await cursor.to_list()
         return rows[:size], len(rows) > size
+
+    async def count_stuck(self) -> int:
+        return await self._reports.count_documents(report_status.stuck_query(utcnow()))
 
     async def get(self, report_id: str) -> ReportDocument | None:
         return await self._reports.find_one({"_id": report_id})

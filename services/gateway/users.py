@@ -8,7 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from services.gateway.accounts_store import UserError
-from services.gateway.api_models import NewUser, UserActionBody, UserChanged, UserList, UserView
+from services.gateway.admin_api_models import (
+    NewUser,
+    UserActionBody,
+    UserChanged,
+    UserList,
+    UserView,
+)
 from services.gateway.login import form_text, session_lifetimes
 from services.gateway.permissions import SESSION_ROLES, Role, role_of
 from services.gateway.sessions_store import Sessions
@@ -89,7 +95,7 @@ class UserPages:
 
 
 class UserApi:
-    """The admin API's user operations (`api.OPERATIONS`); the API's handlers inherit them."""
+    """The admin API's user operations (`api.OPERATIONS` names them `users.<method>`)."""
 
     def __init__(self, resources: Resources) -> None:
         sessions = Sessions(resources.db, **session_lifetimes(resources.settings))

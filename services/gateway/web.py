@@ -125,7 +125,7 @@ SMALL_BODY_ROUTES = frozenset(
         "/webhooks/twilio/status",
     }
 )
-UPLOAD_ROUTES = frozenset({"/upload", "/api/v1/batches"})
+UPLOAD_ROUTES = frozenset({"/upload", "/api/v1/batches", "/templates"})
 
 
 def body_limit(route: str, upload_limit: int) -> int:

@@ -8,6 +8,7 @@ from faststream.rabbit.schemas import QueueType
 
 from contracts import topology
 from contracts.v1 import Message
+from services.infra.queue_migration import migrate_outdated_queues
 from services.infra.settings import Settings
 
 EXCHANGE = RabbitExchange(
@@ -41,11 +42,14 @@ def rabbit_queue(queue: topology.Queue, declare: bool = True) -> RabbitQueue:
     )
 
 
-async def declare_topology(broker: RabbitBroker) -> None:
-    """Declare every exchange, queue, dead-letter queue and binding (idempotent).
+async def declare_topology(broker: RabbitBroker, amqp_url: str | None = None) -> None:
+    """Declare every exchange, queue, dead-letter queue and binding (idempotent); with
+    `amqp_url`, first rebuild a queue declared with older arguments (`queue_migration`).
 
     Every service declares all of it, so a publish never races the consumer's start-up.
     """
+    if amqp_url is not None:
+        await migrate_outdated_queues(amqp_url)
     exchange = await broker.declare_exchange(EXCHANGE)
     dead_letters = await broker.declare_exchange(DEAD_LETTER_EXCHANGE)
     for queue in topology.QUEUES:

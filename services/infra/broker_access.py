@@ -15,6 +15,8 @@ user may publish under. Here:
   reason in a header).
 - read: the queues the principal consumes (`Queue.consumer`), nothing else.
 - the LIS: publish only under `topology.LIS_ROUTING_KEYS`; it can neither read nor configure.
+- the dead-letter keeper (the gateway) also reads every dead-letter queue and may publish
+  under every routing key: staff replay a dead-lettered message to where it was going.
 """
 
 from __future__ import annotations
@@ -84,6 +86,10 @@ def permissions_for(principal: str) -> BrokerPermissions:
         )
     consumed = [queue for queue in topology.QUEUES if queue.consumer == principal]
     published = [queue for queue in topology.QUEUES if principal in queue.published_by]
+    kept: list[str] = []
+    if principal == topology.DEAD_LETTER_KEEPER:
+        published = list(topology.QUEUES)  # a replay goes back under the original key
+        kept = [queue.dead_letter_queue for queue in topology.QUEUES]
     exchanges = [topology.EXCHANGE] if published else []
     if consumed:
         exchanges.append(topology.DEAD_LETTER_EXCHANGE)
@@ -91,7 +97,7 @@ def permissions_for(principal: str) -> BrokerPermissions:
         principal=principal,
         configure=NOTHING,
         write=exactly(exchanges),
-        read=exactly(queue.name for queue in consumed),
+        read=exactly([*(queue.name for queue in consumed), *kept]),
         topics=(
             TopicPermission(
                 topology.EXCHANGE, exactly(queue.routing_key for queue in published), NOTHING

@@ -31,6 +31,7 @@ async def ensure_indexes(db: Database) -> None:
     # The release scheduler's look for holds that ran out and releases not yet sent.
     await db.reports.create_index([("status", ASCENDING), ("hold.until", ASCENDING)])
     await db.reports.create_index("access.token_hash", sparse=True)
+    await db.reports.create_index("access.reminder_token_hash", sparse=True)
     # One SMS per report version and purpose, ever.
     await db.notifications.create_index(
         [("report_id", ASCENDING), ("version", ASCENDING), ("purpose", ASCENDING)],
@@ -57,4 +58,6 @@ async def ensure_indexes(db: Database) -> None:
     # The hash chain's places: one writer per place (entries from before the chain have none).
     await db.audit.create_index("seq", unique=True, sparse=True, name="audit_seq_unique")
     await db.audit.create_index([("at", DESCENDING)])  # the audit page, newest first
+    await db.dead_letters.create_index([("state", ASCENDING), ("last_failed_at", DESCENDING)])
     await db.outbox.create_index("to")
+    await db.templates.create_index([("name", ASCENDING), ("version", DESCENDING)])

@@ -32,7 +32,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "audit": APPEND_ONLY,  # corrections
         **FILES_READ,  # the uploaded sheet
     },
-    "render": {"reports": (FIND, UPDATE), **FILES_WRITE},  # the .docx
+    "render": {"reports": (FIND, UPDATE), "templates": (FIND,), **FILES_WRITE},  # the .docx
     "convert": {"reports": (FIND, UPDATE), **FILES_WRITE},  # reads the .docx, stores the PDF
     "notify": {
         "reports": (FIND, UPDATE),  # status, access link, holds
@@ -40,6 +40,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "outbox": (INSERT,),  # the development SMS provider
         "release_rules": (FIND,),
         "audit": APPEND_ONLY,  # SMS sent or refused
+        "sms_opt_outs": (FIND, INSERT, UPDATE),  # the provider's own opt-out error (21610)
     },
     "gateway": {
         "reports": (FIND, UPDATE),  # staff release/withdraw/retry, portal check attempts
@@ -53,6 +54,9 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "sessions": OWN_DATA,
         "login_throttle": OWN_DATA,
         "portal_sessions": OWN_DATA,
+        "sms_opt_outs": (FIND, INSERT, UPDATE),  # STOP / START replies (inbound webhooks)
+        "dead_letters": (FIND, INSERT, UPDATE),  # kept, replayed or discarded; never removed
+        "templates": (FIND, INSERT, UPDATE),  # versions are kept, never removed
         **FILES_WRITE,  # uploads and templates; reads PDFs for the portal
     },
 }

@@ -105,6 +105,9 @@ class AccessDocument(TypedDict):
     expires_at: datetime
     failed_attempts: int
     locked: bool
+    opened_at: NotRequired[datetime | None]  # first time the patient saw the report
+    reminder_at: NotRequired[datetime | None]  # when its one reminder SMS was claimed
+    reminder_token_hash: NotRequired[str]  # the reminder's link, which opens the same report
 
 
 class HoldDocument(TypedDict):
@@ -150,6 +153,7 @@ class ReportDocument(TypedDict):
     # Rows of the same patient and sample that were rejected: never sent without a person.
     rejected_rows: list[RejectedRowEntry]
     template: str
+    template_version: NotRequired[int]  # the version rendered with (0: the shipped default)
     status: str  # a ReportStatus value
     history: list[HistoryEntry]
     created_at: datetime
@@ -241,6 +245,17 @@ class OutboxMessage(TypedDict):
     provider_message_id: str
 
 
+class OptOutDocument(TypedDict):
+    """`sms_opt_outs`: one per phone number (E.164) that ever opted out, whether we texted it
+    or not. `opted_out` False after START; `at` when it last changed, `source` how."""
+
+    _id: str  # the number, E.164
+    opted_out: bool
+    at: datetime
+    source: str  # "inbound_sms" (a STOP/START reply) or "provider" (e.g. Twilio's 21610)
+    keyword: str
+
+
 class AuditOutcome(StrEnum):
     """How an audited attempt ended: done, failed (a wrong password or date of birth, an SMS
     the provider refused) or refused (not allowed in the report's state)."""
@@ -285,6 +300,9 @@ OWNERS: dict[str, str] = {
     "login_throttle": "services.gateway.sessions_store",
     "api_tokens": "services.gateway.accounts_store",
     "portal_sessions": "services.gateway.portal",
+    "sms_opt_outs": "services.infra.opt_outs",
+    "dead_letters": "services.infra.dead_letters",
+    "templates": "services.infra.templates",
 }
 
 
@@ -302,6 +320,10 @@ def notifications(db: Database) -> AsyncCollection[NotificationDocument]:
 
 def outbox(db: Database) -> AsyncCollection[OutboxMessage]:
     return cast("AsyncCollection[OutboxMessage]", db.outbox)
+
+
+def sms_opt_outs(db: Database) -> AsyncCollection[OptOutDocument]:
+    return cast("AsyncCollection[OptOutDocument]", db.sms_opt_outs)
 
 
 def audit(db: Database) -> AsyncCollection[AuditRecord]:

@@ -11,6 +11,9 @@ rendered (convert again) or converted (release rules and the SMS again).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import Any
+
 from contracts.v1 import ReportStatus as S
 
 _SIDE_EXITS = frozenset({S.FAILED, S.WITHDRAWN, S.SUPERSEDED})
@@ -60,3 +63,30 @@ def is_past(status: S, step: S) -> bool:
 
 def can_move(status: S, target: S) -> bool:
     return target in NEXT[status]
+
+
+# A report moving through the pipeline leaves each of these stages in seconds (render about
+# 0.1 s, convert about 1 s a document, measured); one still there after this long is stuck
+# (its command lost, a service down) and is shown to staff, who can retry it.
+STUCK_AFTER: dict[S, timedelta] = {
+    S.RECEIVED: timedelta(minutes=15),
+    S.RENDERED: timedelta(minutes=15),
+    S.CONVERTED: timedelta(minutes=15),
+    S.RELEASED: timedelta(minutes=15),
+}
+
+
+def stuck_query(now: datetime) -> dict[str, Any]:
+    """The MongoDB filter of reports that have not moved for longer than their stage's limit."""
+    return {
+        "$or": [
+            {"status": status.value, "updated_at": {"$lte": now - limit}}
+            for status, limit in STUCK_AFTER.items()
+        ]
+    }
+
+
+def is_stuck(status: str, updated_at: datetime, now: datetime) -> bool:
+    """Whether a report in `status`, last moved at `updated_at`, is stuck at `now`."""
+    limit = STUCK_AFTER.get(S(status))
+    return limit is not None and updated_at <= now - limit

@@ -186,9 +186,44 @@ class Reports:
         )
 
     async def by_link_token(self, token: str) -> ReportDocument | None:
+        """The report whose link (the first SMS's, or its reminder's) is `token`."""
         if not looks_like_token(token):
             return None
-        return await self._collection.find_one({"access.token_hash": token_hash(token)})
+        hashed = token_hash(token)
+        return await self._collection.find_one(
+            {"$or": [{"access.token_hash": hashed}, {"access.reminder_token_hash": hashed}]}
+        )
+
+    # --- reminders: a link not opened shortly before it expires --------------------------
+
+    async def due_reminders(
+        self, now: datetime, remind_from: datetime, limit: int = 100
+    ) -> list[ReportDocument]:
+        """Texted reports whose unopened link expires between `now` and `remind_from`, and
+        that have had no reminder."""
+        cursor = self._collection.find(self._reminder_due(now, remind_from)).limit(limit)
+        return await cursor.to_list()
+
+    async def claim_reminder(
+        self, report_id: str, now: datetime, remind_from: datetime, token_hash_: str
+    ) -> bool:
+        """Take the report's one reminder (one replica wins) and store the hash of the link
+        it carries beside the first one: both open the report, with the same expiry."""
+        result = await self._collection.update_one(
+            {"_id": report_id, **self._reminder_due(now, remind_from)},
+            {"$set": {"access.reminder_at": now, "access.reminder_token_hash": token_hash_}},
+        )
+        return result.modified_count == 1
+
+    @staticmethod
+    def _reminder_due(now: datetime, remind_from: datetime) -> dict[str, Any]:
+        return {
+            "status": {"$in": [ReportStatus.NOTIFIED.value, ReportStatus.DELIVERED.value]},
+            "access.expires_at": {"$gt": now, "$lte": remind_from},
+            "access.opened_at": None,
+            "access.reminder_at": None,
+            "access.locked": {"$ne": True},
+        }
 
     async def take_check_attempt(self, report_id: str, max_attempts: int) -> int | None:
         """Count one second-factor check before it is compared; None (nothing counted) when the
@@ -208,6 +243,12 @@ class Reports:
             return_document=ReturnDocument.AFTER,
         )
         return None if report is None else int(report["access"]["failed_attempts"])
+
+    async def mark_opened(self, report_id: str, now: datetime) -> None:
+        """The patient saw the report (first time kept): no reminder is due any more."""
+        await self._collection.update_one(
+            {"_id": report_id, "access.opened_at": None}, {"$set": {"access.opened_at": now}}
+        )
 
     async def lock_link(self, report_id: str) -> None:
         await self._collection.update_one({"_id": report_id}, {"$set": {"access.locked": True}})

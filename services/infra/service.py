@@ -47,7 +47,7 @@ class Resources:
             await ensure_indexes(self.db)
         await self.broker.connect()
         if self.settings.setup_on_start:
-            await declare_topology(self.broker)
+            await declare_topology(self.broker, self.settings.amqp_url)
         else:
             await check_topology(self.broker)
 

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
 
     access_link_ttl_hours: int = 24 * 30
     release_poll_seconds: float = 5.0  # how often notify looks for holds whose time is up
+    # One reminder SMS when a link is still unopened this many days before it expires; 0: off.
+    reminder_days_before_expiry: int = 3
+    reminder_poll_seconds: float = 60.0  # how often notify looks for reminders due
     portal_max_attempts: int = 5
 
     sms_provider: str = "outbox"  # "outbox" (development) or "twilio"

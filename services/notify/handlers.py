@@ -22,6 +22,7 @@ from services.infra.documents import (
     ReportDocument,
 )
 from services.infra.errors import PermanentError, ReportNotFoundError
+from services.infra.opt_outs import PROVIDER_OPT_OUT_CODE, Keyword, OptOuts, not_sent_reason
 from services.infra.release_rules import ReleaseRuleStore
 from services.infra.service import Resources
 from services.notify import logic
@@ -43,6 +44,7 @@ class NotifyHandlers:
         self._notifications = Notifications(resources.db)
         self._rules = ReleaseRuleStore(resources.db)
         self._audit = Audit(resources.db)
+        self._opt_outs = OptOuts(resources.db)
 
     # --- NotifyPatient --------------------------------------------------------------------
 
@@ -79,9 +81,23 @@ class NotifyHandlers:
         if not logic.is_e164(phone):
             await self._audited("sms.failed", report, {"error": "no valid phone number"})
             raise PermanentError("the patient's phone number is missing or not a valid number")
+        if await self._opted_out(report, phone):
+            return
         notification = await self._claim(report, phone, request_id)
         if notification is not None:
             await self._send(report, notification["_id"], phone)
+
+    async def _opted_out(self, report: ReportDocument, phone: str) -> bool:
+        """A number that opted out gets no SMS; the report says so, with the date."""
+        opt_out = await self._opt_outs.opted_out(phone)
+        if opt_out is None:
+            return False
+        reason = not_sent_reason(opt_out)
+        detail = {"error": reason, "opted_out_at": opt_out["at"].isoformat()}
+        await self._audited("sms.not_sent", report, detail)
+        await self._reports.fail(report["_id"], reason)
+        log.info("notify.opted_out", report_id=report["_id"])
+        return True
 
     async def _waits(self, report: ReportDocument) -> bool:
         """Whether the release gate stops a converted report (it is then moved to wait)."""
@@ -136,7 +152,12 @@ class NotifyHandlers:
                 )
                 await self._reports.set_access(report["_id"], link.access)
                 updated = await self._earlier_version_texted(report)
-                body = logic.sms_body(self._settings.lab_name, link.url, updated=updated)
+                body = logic.sms_body(
+                    self._settings.lab_name,
+                    link.url,
+                    updated=updated,
+                    until=logic.sms_date(link.access["expires_at"]),
+                )
                 owned = await self._notifications.start_sending(notification_id)
             except BaseException:
                 # Nothing reached the provider: let the next attempt re-claim.
@@ -151,6 +172,13 @@ class NotifyHandlers:
                 sent = await self._provider.send(phone, body, callback)
             except ProviderRefused as error:
                 await self._notifications.release(notification_id, error.reason)
+                if error.code == PROVIDER_OPT_OUT_CODE:
+                    # Opted out with the provider itself: recorded like a STOP reply.
+                    await self._opt_outs.record(
+                        phone, Keyword.STOP, utcnow(), source="provider", word=error.code
+                    )
+                    await self._opted_out(report, phone)
+                    return
                 refused = {"provider": self._provider.name, "error": error.reason}
                 await self._audited("sms.failed", report, refused | {"final": error.permanent})
                 log.warning(

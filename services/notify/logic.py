@@ -174,23 +174,53 @@ def fits_one_segment(text: str) -> bool:
     return units <= limit
 
 
-def sms_body(lab_name: str, link: str, *, updated: bool = False) -> str:
+def sms_body(lab_name: str, link: str, *, updated: bool = False, until: str = "") -> str:
     """The result SMS: who sends it, that a report is ready (or was updated, when an earlier
-    version was texted), the link, the second check.
+    version was texted), the link, the second check and, where it fits, until when the link
+    works (`until`, e.g. "26 Dec 2026").
 
     No result values and no patient name: an SMS can be read by whoever holds the phone.
     The longest wording that still fits one SMS segment is used.
     """
     lab = " ".join(lab_name.split()) or "Your laboratory"
     news = "was updated" if updated else "is ready"
+    valid = f" Link works until {until}." if until else ""
+    dated = (
+        (f"{lab}: your report {news}, open by {until}: {link} (confirm your date of birth)",)
+        if until
+        else ()
+    )
     candidates = (
         f"{lab}: your laboratory report {news}. Open {link} and confirm your date of birth "
-        "to view it.",
+        f"to view it.{valid}",
+        f"{lab}: your report {news}. Open {link} and confirm your date of birth.{valid}",
+        f"{lab}: your report {news}: {link} (confirm your date of birth){valid}",
+        *dated,
+        f"{lab}: your report {news}. Open {link} and confirm your date of birth to view it.",
         f"{lab}: your report {news}. Open {link} and confirm your date of birth.",
         f"{lab}: your report {news}: {link} (confirm your date of birth)",
         f"{lab}: your report {news}: {link}",
     )
     return next((text for text in candidates if fits_one_segment(text)), candidates[-1])
+
+
+def reminder_body(lab_name: str, link: str, until: str) -> str:
+    """The one reminder: the report is still unread and its link ends soon. Like the first
+    SMS, no patient data; the longest wording that fits one segment."""
+    lab = " ".join(lab_name.split()) or "Your laboratory"
+    candidates = (
+        f"{lab}: reminder, your laboratory report is waiting. Open {link} by {until} and "
+        "confirm your date of birth.",
+        f"{lab}: your report is waiting. Open {link} by {until} (confirm your date of birth)",
+        f"{lab}: your report is waiting until {until}: {link}",
+        f"{lab}: your report is waiting: {link}",
+    )
+    return next((text for text in candidates if fits_one_segment(text)), candidates[-1])
+
+
+def sms_date(value: datetime) -> str:
+    """A link's end in an SMS: short, and not 03/04-ambiguous ("26 Dec 2026")."""
+    return f"{value.day} {value:%b %Y}"
 
 
 def is_e164(phone: str) -> bool:

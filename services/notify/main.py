@@ -9,13 +9,20 @@ from services.infra.consumer import subscribe
 from services.infra.service import Resources, make_app
 from services.notify.handlers import NotifyHandlers
 from services.notify.providers import make_provider
+from services.notify.reminders import ReminderScheduler
 from services.notify.scheduler import ReleaseScheduler
 
 
 def create_app(resources: Resources | None = None) -> FastStream:
     resources = resources or Resources.create("notify")
-    handlers = NotifyHandlers(resources, make_provider(resources.settings, resources.db))
+    provider = make_provider(resources.settings, resources.db)
+    handlers = NotifyHandlers(resources, provider)
     subscribe(resources, NotifyPatient, on_give_up=handlers.give_up)(handlers.notify_patient)
     subscribe(resources, SmsReceipt, on_give_up=handlers.receipt_given_up)(handlers.sms_receipt)
     scheduler = ReleaseScheduler(resources, resources.settings.release_poll_seconds)
-    return make_app(resources, on_startup=[scheduler.start], on_shutdown=[scheduler.stop])
+    reminders = ReminderScheduler(resources, provider)
+    return make_app(
+        resources,
+        on_startup=[scheduler.start, reminders.start],
+        on_shutdown=[scheduler.stop, reminders.stop],
+    )

@@ -10,6 +10,7 @@ from services.infra.broker import publish
 from services.infra.documents import ReportDocument
 from services.infra.errors import PermanentError
 from services.infra.service import Resources
+from services.infra.verification import Verification, short_reference, verification_url
 from services.render import adapters, logic
 
 log = structlog.get_logger()
@@ -23,6 +24,7 @@ class RenderHandlers:
         self.templates = templates
         settings = resources.settings
         self.lab = logic.Lab(settings.lab_name, settings.lab_address, settings.lab_phone)
+        self._base_url = settings.public_base_url
 
     async def render_report(self, message: RenderReport) -> None:
         report = await self._resources.reports.get(message.report_id)
@@ -35,7 +37,7 @@ class RenderHandlers:
 
         name = logic.template_name(report)
         try:
-            renderer = await self.templates.get(name)
+            renderer = await self.templates.get(name, report.get("template_version"))
             context = logic.build_context(report, self.lab, utcnow().date())
         except adapters.UnknownTemplateError:
             raise PermanentError(f"unknown report template {name!r}") from None
@@ -45,9 +47,12 @@ class RenderHandlers:
         stored = await self._resources.files.find_for_report(report["_id"], "docx")
         file_id = stored[0] if stored else None
         if file_id is None:
+            reference = short_reference(report["_id"])
+            verification = Verification.of(verification_url(self._base_url, reference))
             try:
-                data = await renderer.render(context)
+                data = await renderer.render(context, verification)
             except adapters.TemplateRenderError as error:
+                # This report fails with the reason; the other reports of its batch go on.
                 raise PermanentError(f"template {name!r}: {error}") from None
             file_id = await self._resources.files.put(
                 logic.docx_filename(report["_id"]),
@@ -56,12 +61,12 @@ class RenderHandlers:
                     "kind": "docx",
                     "report_id": report["_id"],
                     "template": name,
+                    "template_version": renderer.version,
                     "content_type": adapters.DOCX_CONTENT_TYPE,
                 },
             )
-        if not await self._resources.reports.advance(
-            report, TARGET, fields={"docx_file_id": file_id}
-        ):
+        fields = {"docx_file_id": file_id, "template": name, "template_version": renderer.version}
+        if not await self._resources.reports.advance(report, TARGET, fields=fields):
             # Someone moved it meanwhile (a concurrent delivery, a supersede): re-read.
             report = await self._resources.reports.get(report["_id"])
             if report["status"] != TARGET:

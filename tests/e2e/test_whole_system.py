@@ -69,7 +69,8 @@ async def test_uploaded_sheet_reaches_every_patient_and_opens_as_pdf_in_a_browse
     assert name in text
     assert value in text
     actions = await db.audit.distinct("action", {"report_id": report["_id"]})
-    assert {"report.viewed", "report.downloaded"} <= set(actions)
+    # The results page itself is the view (no PDF plug-in needed); the PDF was downloaded.
+    assert {"portal.opened", "report.downloaded"} <= set(actions)
     # Second act: the lab corrects this patient's potassium and uploads just their rows.
     patient_id = report["patient"]["patient_id"]
     rows = [list(row) for row in demo_rows(PATIENTS) if row[0] == patient_id]

@@ -33,10 +33,19 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/login"): EVERYONE,
     ("GET", "/r/{token}"): EVERYONE,
     ("POST", "/r/{token}"): EVERYONE,
-    ("GET", "/r/{token}/report"): EVERYONE,
-    ("GET", "/r/{token}/report.pdf"): EVERYONE,
+    ("GET", "/portal/report"): EVERYONE,
+    ("GET", "/portal/report.pdf"): EVERYONE,
     ("POST", "/webhooks/twilio/status"): EVERYONE,
+    ("POST", "/webhooks/twilio/inbound"): EVERYONE,
+    ("POST", "/webhooks/outbox/inbound"): EVERYONE,
     ("GET", "/healthz"): EVERYONE,
+    ("GET", "/v/{reference}"): EVERYONE,
+    ("GET", "/templates"): {ADMIN},
+    ("POST", "/templates"): {ADMIN},
+    ("GET", "/templates/{name}"): {ADMIN},
+    ("POST", "/templates/{name}/{version}/activate"): {ADMIN},
+    ("GET", "/templates/{name}/{version}/preview.pdf"): {ADMIN},
+    ("POST", "/v/{reference}"): EVERYONE,
     ("GET", "/readyz"): METRICS_TOKEN,
     ("GET", "/metrics"): METRICS_TOKEN,
     ("GET", "/audit"): {ADMIN},
@@ -58,11 +67,17 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/reports/{report_id}/report.pdf"): SEE_REPORTS,
     ("GET", "/outbox"): SEE_REPORTS,
     ("GET", "/queue"): SEE_REPORTS,
+    ("GET", "/dead-letters"): SEE_REPORTS,
+    ("GET", f"{A}/dead-letters"): SEE_REPORTS,
     ("GET", "/release-rules"): SEE_REPORTS,
     ("GET", f"{A}/reports"): SEE_REPORTS,
     ("GET", f"{A}/reports/{{report_id}}"): SEE_REPORTS,
     ("GET", f"{A}/release-rules"): SEE_REPORTS,
     ("POST", "/queue/release"): REVIEW,
+    ("POST", "/dead-letters/replay-all"): REVIEW,
+    ("POST", "/dead-letters/{letter_id}/{action}"): REVIEW,
+    ("POST", f"{A}/dead-letters/replay-all"): REVIEW,
+    ("POST", f"{A}/dead-letters/{{letter_id}}/{{action}}"): REVIEW,
     ("POST", "/reports/{report_id}/{action}"): REVIEW,
     ("POST", "/batches/{batch_id}/{action}"): REVIEW,
     ("POST", f"{A}/reports/release"): REVIEW,
@@ -98,6 +113,9 @@ FILLERS = {
     "{report_id}": "no-such-report",
     "{action}": "cancel",
     "{username}": "no-such-user",
+    "{letter_id}": "no-such-letter",
+    "{name}": "lab-letterhead",
+    "{version}": "1",
 }
 
 
@@ -105,6 +123,8 @@ def concrete(route: str) -> str:
     path = "/static/style.css" if route == "/static" else route
     if path.startswith("/reports/{report_id}/{action}"):
         path = path.replace("{action}", "release")
+    if "/dead-letters/{letter_id}/{action}" in path:
+        path = path.replace("{action}", "replay")
     if "/users/{username}/{action}" in path:
         path = path.replace("{action}", "enable")
     for placeholder, value in FILLERS.items():

@@ -387,3 +387,13 @@ def test_release_rule_rows_go_to_text_and_back_without_the_blank_ones() -> None:
             "note": "",
         }
     ]
+
+
+def test_metrics_count_stuck_reports_and_waiting_dead_letters_with_zeros_for_the_rest() -> None:
+    text = logic.metrics_text(
+        {}, {}, {}, stuck_counts={"rendered": 2}, dead_letter_counts={"ingest.lis-result": 3}
+    )
+    assert 'resultflow_reports_stuck{status="rendered"} 2' in text
+    assert 'resultflow_reports_stuck{status="received"} 0' in text
+    assert 'resultflow_dead_letters{queue="ingest.lis-result"} 3' in text
+    assert 'resultflow_dead_letters{queue="render.report"} 0' in text

@@ -53,6 +53,29 @@ def test_sms_names_the_lab_and_the_link_and_fits_one_segment() -> None:
     assert len(body) <= 160
 
 
+def test_sms_says_until_when_the_link_works_when_that_fits_one_segment() -> None:
+    link = logic.access_link(BASE_URL, NOW, ttl_hours=24 * 30)
+    until = logic.sms_date(link.access["expires_at"])
+
+    body = logic.sms_body("City Lab", link.url, until=until)
+
+    assert until in body and "date of birth" in body
+    assert logic.fits_one_segment(body)
+
+
+def test_reminder_names_the_lab_the_link_and_its_end_in_one_segment() -> None:
+    link = logic.access_link(BASE_URL, NOW, ttl_hours=24)
+
+    body = logic.reminder_body("ResultFlow Demo Laboratory", link.url, "26 Dec 2026")
+
+    assert body.startswith("ResultFlow Demo Laboratory: ") and link.url in body
+    assert "26 Dec 2026" in body and logic.fits_one_segment(body)
+
+
+def test_sms_date_is_spelled_with_the_month_name() -> None:
+    assert logic.sms_date(datetime(2026, 12, 26, 9, 30, tzinfo=UTC)) == "26 Dec 2026"
+
+
 def test_sms_falls_back_to_shorter_wording_for_a_long_lab_name() -> None:
     link = logic.access_link(BASE_URL, NOW, ttl_hours=1)
     lab = "Saint Example University Hospital Clinical Biochemistry"

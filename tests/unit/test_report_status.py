@@ -3,12 +3,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import pytest
 
 from contracts.v1 import ReportStatus as S
-from services.infra.report_status import NEXT, PIPELINE, is_past, sources_of
+from services.infra.report_status import (
+    NEXT,
+    PIPELINE,
+    STUCK_AFTER,
+    is_past,
+    is_stuck,
+    sources_of,
+)
 
 
 def test_every_status_has_a_row_in_the_table() -> None:
@@ -86,3 +94,13 @@ def test_sources_of_is_the_table_read_backwards() -> None:
 )
 def test_a_stage_can_tell_whether_a_report_is_past_its_step(status: S, step: S, past: bool) -> None:
     assert is_past(status, step) is past
+
+
+def test_a_report_is_stuck_only_in_a_moving_stage_and_only_past_its_limit() -> None:
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    limit = STUCK_AFTER[S.RENDERED]
+    assert is_stuck("rendered", now - limit, now)
+    assert not is_stuck("rendered", now - limit + timedelta(seconds=1), now)
+    # Waiting for a person, or done: never stuck, however long.
+    for status in ("held", "needs_attention", "notified", "delivered", "failed"):
+        assert not is_stuck(status, now - timedelta(days=30), now)

@@ -1,8 +1,10 @@
-"""The patient portal against the MongoDB-protocol server: link, date-of-birth check, PDF."""
+"""The patient portal against the MongoDB-protocol server: link, date-of-birth check, the
+results as a page, the PDF; the token stays in no URL after the check."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import uuid
 from datetime import timedelta
@@ -30,14 +32,17 @@ def small_pdf() -> bytes:
 
 
 async def notified_report(
-    resources: Resources, *, pdf: bytes | None = None, expires_in: timedelta = timedelta(days=30)
+    resources: Resources,
+    *,
+    pdf: bytes | None = None,
+    expires_in: timedelta = timedelta(days=30),
+    **fields: Any,
 ) -> tuple[str, str]:
     """A report as notify leaves it: PDF stored, access link created. Returns (id, token)."""
     report_id = uuid.uuid4().hex
     token = new_token()
-    pdf_id = await resources.files.put(
-        "report.pdf", pdf or small_pdf(), {"kind": "pdf", "report_id": report_id}
-    )
+    pdf = pdf or small_pdf()
+    pdf_id = await resources.files.put("report.pdf", pdf, {"kind": "pdf", "report_id": report_id})
     await resources.db.reports.insert_one(
         report_document(
             report_id=report_id,
@@ -45,12 +50,14 @@ async def notified_report(
             patient={"patient_id": "P1", "name": "Ada Example", "date_of_birth": DATE_OF_BIRTH},
             sample_date="2026-03-02",
             pdf_file_id=pdf_id,
+            pdf_sha256=hashlib.sha256(pdf).hexdigest(),
             access={
                 "token_hash": token_hash(token),
                 "expires_at": utcnow() + expires_in,
                 "failed_attempts": 0,
                 "locked": False,
             },
+            **fields,
         )
     )
     return report_id, token
@@ -62,22 +69,52 @@ async def submit_date(client: TestClient[Any, Any], token: str, **fields: str) -
     return response.status, await response.text()
 
 
-async def test_right_date_of_birth_shows_the_report_and_downloads_the_stored_pdf(
+async def test_right_date_of_birth_trades_the_token_for_a_session_and_shows_the_results(
     client: TestClient[Any, Any], resources: Resources
 ) -> None:
     pdf = small_pdf()
-    _, token = await notified_report(resources, pdf=pdf)
-    status, page = await submit_date(client, token, day="17", month="5", year="1980")
-    assert status == 200
-    assert f"/r/{token}/report.pdf?download=1" in page
-    assert "<iframe" in page
+    _, token = await notified_report(
+        resources,
+        pdf=pdf,
+        results=[
+            {
+                "test": "Potassium",
+                "value": "6.9",
+                "unit": "mmol/L",
+                "reference_range": "3.5-5.1",
+                "flag": "HH",
+            },
+            {
+                "test": "Sodium",
+                "value": "140",
+                "unit": "mmol/L",
+                "reference_range": "135-145",
+                "flag": "",
+            },
+        ],
+        comments="Please repeat the potassium test.",
+    )
+    csrf_token = await csrf_from(client, f"/r/{token}")
+    form = {"csrf_token": csrf_token, "day": "17", "month": "5", "year": "1980"}
+    checked = await client.post(f"/r/{token}", data=form, allow_redirects=False)
+    assert checked.status == 303 and checked.headers["Location"] == "/portal/report"
+    cookie = checked.cookies["rf_portal"]
+    assert cookie["path"] == "/portal" and cookie["httponly"] and cookie["samesite"] == "Strict"
 
-    inline = await client.get(f"/r/{token}/report.pdf")
+    response = await client.get("/portal/report")
+    page = await response.text()
+    assert response.status == 200 and token not in page
+    assert "<iframe" not in page and "<object" not in page and "<embed" not in page
+    for shown in ("Potassium", "6.9 mmol/L", "3.5-5.1", "Very high", "Sodium", "Within range"):
+        assert shown in page
+    assert "Please repeat the potassium test." in page
+    assert "Sample taken on 2 March 2026." in page
+    assert "/portal/report.pdf?download=1" in page
+
+    inline = await client.get("/portal/report.pdf")
     assert inline.status == 200 and await inline.read() == pdf
-    # The one response the portal's own page may frame; nobody else's.
-    assert inline.headers["X-Frame-Options"] == "SAMEORIGIN"
-    assert inline.headers["Content-Security-Policy"] == "frame-ancestors 'self'"
-    download = await client.get(f"/r/{token}/report.pdf?download=1")
+    assert inline.headers["X-Frame-Options"] == "DENY"  # nothing frames it any more
+    download = await client.get("/portal/report.pdf?download=1")
     assert download.status == 200
     assert await download.read() == pdf
     assert download.headers["Content-Type"] == "application/pdf"
@@ -87,14 +124,35 @@ async def test_right_date_of_birth_shows_the_report_and_downloads_the_stored_pdf
     assert download.headers["Cache-Control"] == "no-store"
 
 
-async def test_every_inline_view_and_every_download_of_the_pdf_is_audited(
+async def test_the_check_page_says_until_when_the_link_works(
+    client: TestClient[Any, Any], resources: Resources
+) -> None:
+    _, token = await notified_report(resources, expires_in=timedelta(days=30))
+    expires = utcnow() + timedelta(days=30)
+    page = await (await client.get(f"/r/{token}")).text()
+    assert f"This link works until {expires.day} {expires:%B %Y}." in page
+
+
+async def test_opening_the_report_is_recorded_on_its_link(
+    client: TestClient[Any, Any], resources: Resources, db: Database
+) -> None:
+    report_id, token = await notified_report(resources)
+    await submit_date(client, token, date_of_birth=DATE_OF_BIRTH)
+    first = await db.reports.find_one({"_id": report_id})
+    assert first and first["access"]["opened_at"] is not None
+    await client.get("/portal/report")
+    again = await db.reports.find_one({"_id": report_id})
+    assert again and again["access"]["opened_at"] == first["access"]["opened_at"]
+
+
+async def test_every_view_and_every_download_of_the_pdf_is_audited(
     client: TestClient[Any, Any], resources: Resources, db: Database
 ) -> None:
     report_id, token = await notified_report(resources)
     status, _ = await submit_date(client, token, date_of_birth=DATE_OF_BIRTH)  # opens the page
     assert status == 200
-    for path in ("report.pdf", "report.pdf", "report.pdf?download=1"):  # frame, new tab, save
-        assert (await client.get(f"/r/{token}/{path}")).status == 200
+    for path in ("report.pdf", "report.pdf", "report.pdf?download=1"):  # tab, again, save
+        assert (await client.get(f"/portal/{path}")).status == 200
 
     # ObjectIds made in one process grow: _id order is the order of writing.
     actions = [a["action"] async for a in db.audit.find({"report_id": report_id}).sort("_id", 1)]
@@ -120,10 +178,21 @@ async def test_date_input_in_iso_form_is_accepted_too(
 async def test_report_is_not_shown_without_passing_the_check(
     client: TestClient[Any, Any], resources: Resources
 ) -> None:
-    _, token = await notified_report(resources)
-    for path in (f"/r/{token}/report", f"/r/{token}/report.pdf?download=1"):
+    await notified_report(resources)
+    for path in ("/portal/report", "/portal/report.pdf?download=1"):
         response = await client.get(path, allow_redirects=False)
-        assert response.status == 303 and response.headers["Location"] == f"/r/{token}"
+        assert response.status == 403
+        assert "Open the link in the text message" in await response.text()
+
+
+async def test_a_session_stops_opening_the_report_once_the_link_is_withdrawn(
+    client: TestClient[Any, Any], resources: Resources
+) -> None:
+    report_id, token = await notified_report(resources)
+    assert (await submit_date(client, token, date_of_birth=DATE_OF_BIRTH))[0] == 200
+    await resources.db.reports.update_one({"_id": report_id}, {"$set": {"status": "withdrawn"}})
+    response = await client.get("/portal/report.pdf")
+    assert response.status == 410 and "This report was withdrawn" in await response.text()
 
 
 async def test_five_wrong_dates_lock_the_link_and_the_right_date_no_longer_opens_it(
@@ -144,7 +213,7 @@ async def test_five_wrong_dates_lock_the_link_and_the_right_date_no_longer_opens
         f"/r/{token}", data={"day": "17", "month": "5", "year": "1980", "csrf_token": "x"}
     )
     assert response.status == 403
-    assert (await client.get(f"/r/{token}/report", allow_redirects=False)).status == 303
+    assert (await client.get("/portal/report", allow_redirects=False)).status == 403
 
     report = await db.reports.find_one({"_id": report_id})
     assert report and report["access"]["locked"] is True
@@ -160,6 +229,7 @@ async def test_expired_link_says_so_and_gives_the_lab_phone(
     assert response.status == 410
     page = await response.text()
     assert "This link has expired" in page and resources.settings.lab_phone in page
+    assert "ask for a new link" in page
 
 
 async def test_unknown_link_is_not_valid(client: TestClient[Any, Any]) -> None:
@@ -188,7 +258,7 @@ async def test_date_check_without_the_form_token_counts_nothing(
     report_id, token = await notified_report(resources)
     response = await client.post(f"/r/{token}", data={"day": "17", "month": "5", "year": "1980"})
     assert response.status == 403
-    assert (await client.get(f"/r/{token}/report", allow_redirects=False)).status == 303
+    assert (await client.get("/portal/report", allow_redirects=False)).status == 403
     report = await db.reports.find_one({"_id": report_id})
     assert report and report["access"]["failed_attempts"] == 0
 
@@ -221,7 +291,7 @@ async def test_parallel_wrong_dates_are_compared_at_most_five_times_and_then_the
         f"/r/{token}", data={**wrong, "day": "17", "month": "5", "year": "1980"}
     )
     assert right.status == 403 and "Too many attempts" in await right.text()
-    assert (await client.get(f"/r/{token}/report", allow_redirects=False)).status == 303
+    assert (await client.get("/portal/report", allow_redirects=False)).status == 403
 
 
 @pytest.mark.parametrize(
@@ -240,4 +310,18 @@ async def test_a_replaced_or_withdrawn_report_link_says_so_and_opens_nothing(
     assert response.status == 410
     page = await response.text()
     assert says in page and resources.settings.lab_phone in page
-    assert (await client.get(f"/r/{token}/report.pdf", allow_redirects=False)).status == 303
+    assert (await client.get("/portal/report.pdf", allow_redirects=False)).status == 403
+
+
+async def test_the_reminders_link_opens_the_same_report_as_the_first_one(
+    client: TestClient[Any, Any], resources: Resources
+) -> None:
+    report_id, first = await notified_report(resources)
+    reminder = new_token()
+    await resources.db.reports.update_one(
+        {"_id": report_id}, {"$set": {"access.reminder_token_hash": token_hash(reminder)}}
+    )
+    for token in (first, reminder):
+        assert (await client.get(f"/r/{token}")).status == 200
+    status, page = await submit_date(client, reminder, date_of_birth=DATE_OF_BIRTH)
+    assert status == 200 and "Your results" in page

@@ -1,0 +1,59 @@
+"""Admins manage report templates in the dashboard: each upload is a new checked version, a
+refused one names the part and the reason, only a passing version can be made active, and
+the render stage then uses that version (recording it on the report)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import FormData
+from aiohttp.test_utils import TestClient
+
+from services.infra.database import Database
+from services.infra.templates import TemplateStore
+from services.render.adapters import Templates
+from tests.support import csrf_from
+from tests.template_files import lab_template, with_parts
+
+
+async def upload(client: TestClient[Any, Any], name: str, data: bytes) -> str:
+    form = FormData()
+    form.add_field("csrf_token", await csrf_from(client, "/templates"))
+    form.add_field("name", name)
+    form.add_field("file", data, filename="letterhead.docx")
+    response = await client.post("/templates", data=form)
+    assert response.status == 200, await response.text()
+    return await response.text()
+
+
+async def test_a_hostile_upload_is_kept_as_a_version_that_names_its_problem_and_cannot_be_active(
+    admin: TestClient[Any, Any], db: Database
+) -> None:
+    page = await upload(
+        admin, "letterhead", with_parts(lab_template(), **{"word/vbaProject.bin": b"x"})
+    )
+    assert "word/vbaProject.bin" in page and "macros (VBA)" in page
+    assert "Make version 1 active" not in page
+    csrf = await csrf_from(admin, "/templates/letterhead")
+    refused = await admin.post("/templates/letterhead/1/activate", data={"csrf_token": csrf})
+    assert refused.status == 400
+    stored = await db.templates.find_one({"_id": "letterhead:1"})
+    assert stored is not None and stored["active"] is False
+
+
+async def test_a_lab_template_passes_is_activated_and_the_renderer_uses_that_version(
+    admin: TestClient[Any, Any], db: Database
+) -> None:
+    await upload(admin, "letterhead", lab_template())
+    page = await upload(admin, "letterhead", lab_template(logo=False))
+    assert "Version 2" in page and "Check passed" in page
+    csrf = await csrf_from(admin, "/templates/letterhead")
+    response = await admin.post("/templates/letterhead/1/activate", data={"csrf_token": csrf})
+    assert response.status == 200 and "active" in await response.text()
+
+    templates = Templates(store=TemplateStore(db))
+    assert (await templates.get("letterhead")).version == 1
+    assert (await templates.get("letterhead", 2)).version == 2  # re-rendering an older report
+    assert (await templates.get("default")).version == 0  # the shipped fallback
+    audit = await db.audit.find_one({"action": "template.activated"})
+    assert audit is not None and audit["detail"]["version"] == 1
