@@ -11,8 +11,6 @@ the same expiry; the first SMS's link keeps working too.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import datetime, timedelta
 
 import structlog
@@ -22,6 +20,7 @@ from services.infra import twilio
 from services.infra.audit import SYSTEM, Audit
 from services.infra.documents import AuditOutcome, ReportDocument
 from services.infra.opt_outs import OptOuts
+from services.infra.periodic import Periodic
 from services.infra.service import Resources
 from services.infra.tokens import new_token, token_hash
 from services.notify import logic
@@ -41,7 +40,7 @@ class ReminderScheduler:
         self._notifications = Notifications(resources.db)
         self._opt_outs = OptOuts(resources.db)
         self._audit = Audit(resources.db)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("reminder", self.tick, resources.settings.reminder_poll_seconds)
 
     @property
     def enabled(self) -> bool:
@@ -102,20 +101,9 @@ class ReminderScheduler:
         outcome = AuditOutcome.SUCCESS if action == "sms.reminder_sent" else AuditOutcome.FAILURE
         await self._audit.write(SYSTEM, action, report["_id"], detail, outcome=outcome)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("reminder.tick_failed")
-            await asyncio.sleep(self._settings.reminder_poll_seconds)
-
     async def start(self) -> None:
         if self.enabled:
-            self._task = asyncio.create_task(self._run())
+            await self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()

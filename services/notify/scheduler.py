@@ -8,8 +8,6 @@ never release or re-drive the same report twice.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import datetime, timedelta
 
 import structlog
@@ -17,6 +15,7 @@ import structlog
 from contracts.v1 import NotifyPatient, ReportStatus, utcnow
 from services.infra.broker import publish
 from services.infra.documents import ReportDocument
+from services.infra.periodic import Periodic
 from services.infra.service import Resources
 
 log = structlog.get_logger()
@@ -29,8 +28,7 @@ class ReleaseScheduler:
     def __init__(self, resources: Resources, every_seconds: float) -> None:
         self._resources = resources
         self._reports = resources.reports
-        self._every = every_seconds
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("release", self.tick, every_seconds)
 
     async def tick(self, now: datetime | None = None) -> int:
         """One pass; how many reports this replica released or re-drove."""
@@ -60,20 +58,8 @@ class ReleaseScheduler:
             NotifyPatient(report_id=report["_id"], correlation_id=report["correlation_id"]),
         )
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception:
-                # A database or broker hiccup: the next pass tries again.
-                log.exception("release.tick_failed")
-            await asyncio.sleep(self._every)
-
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+        await self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
