@@ -61,7 +61,14 @@ QUEUES: tuple[Queue, ...] = (
         v1.IngestLisResult.routing_key,
         "ingest",
         v1.IngestLisResult,
-        (LIS,),
+        (LIS, "ingest"),  # ingest: its HL7 v2 MLLP listener
+    ),
+    Queue(
+        "ingest.fhir-bundle",
+        v1.IngestFhirBundle.routing_key,
+        "ingest",
+        v1.IngestFhirBundle,
+        (LIS, "gateway"),  # gateway: POST /fhir/r4/Bundle
     ),
     # gateway: a staff retry of a report that failed at this stage.
     Queue(

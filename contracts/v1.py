@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -46,14 +46,49 @@ class ReportStatus(StrEnum):
 
 
 class Flag(StrEnum):
-    """Abnormality flag of one result: high, low, critically high or low (HL7 table 0078's
-    HH and LL: "phone the patient first"), or empty when within range."""
+    """Abnormality flag of one result: HL7 v2 table 0078 (its "N" is stored as empty:
+    within range). Critical HH/LL ("phone the patient first") stay apart from H/L. Words
+    for each and the spellings sheets use (Positive, Reactive...): `contracts.flags`."""
 
     HIGH = "H"
     LOW = "L"
     CRITICAL_HIGH = "HH"
     CRITICAL_LOW = "LL"
     NORMAL = ""
+    BELOW_SCALE = "<"
+    ABOVE_SCALE = ">"
+    ABNORMAL = "A"
+    VERY_ABNORMAL = "AA"
+    SIGNIFICANTLY_HIGH = "HU"
+    SIGNIFICANTLY_LOW = "LU"
+    CHANGE_UP = "U"
+    CHANGE_DOWN = "D"
+    BETTER = "B"
+    WORSE = "W"
+    SUSCEPTIBLE = "S"
+    RESISTANT = "R"
+    INTERMEDIATE = "I"
+    MODERATELY_SUSCEPTIBLE = "MS"
+    VERY_SUSCEPTIBLE = "VS"
+    SUSCEPTIBLE_DOSE_DEPENDENT = "SDD"
+    NON_SUSCEPTIBLE = "NS"
+    SYNERGY_RESISTANT = "SYN-R"
+    SYNERGY_SUSCEPTIBLE = "SYN-S"
+    POSITIVE = "POS"
+    NEGATIVE = "NEG"
+    INDETERMINATE = "IND"
+    DETECTED = "DET"
+    NOT_DETECTED = "ND"
+    REACTIVE = "RR"
+    WEAKLY_REACTIVE = "WR"
+    NON_REACTIVE = "NR"
+    ANTI_COMPLEMENTARY = "AC"
+    CYTOTOXIC = "TOX"
+    QC_FAILURE = "QCF"
+    OUTSIDE_THRESHOLD = "EX"
+    EXPECTED = "EXP"
+    UNEXPECTED = "UNE"
+    NO_BREAKPOINT = "NCL"
 
 
 class Message(BaseModel):
@@ -121,6 +156,21 @@ class IngestLisResult(Message):
     comments: str = ""
 
 
+class IngestFhirBundle(Message):
+    """LIS or gateway (`POST /fhir/r4/Bundle`) -> ingest: a FHIR R4 Bundle (collection,
+    transaction or message) of Patient, DiagnosticReport and Observation resources; each
+    DiagnosticReport becomes one report, as an `IngestLisResult` would.
+
+    `message_id` is the sender's id of this bundle (`Bundle.id` or its identifier).
+    """
+
+    routing_key: ClassVar[str] = "ingest.fhir-bundle.v1"
+
+    message_id: Identifier
+    lab_id: Identifier
+    bundle: dict[str, Any] = Field(description="The Bundle resource, as FHIR JSON.")
+
+
 class RenderReport(Message):
     """Ingest -> render: fill the lab's Word template for this report."""
 
@@ -175,6 +225,7 @@ class ReportStatusChanged(Message):
 COMMANDS: tuple[type[Message], ...] = (
     IngestBatch,
     IngestLisResult,
+    IngestFhirBundle,
     RenderReport,
     ConvertReport,
     NotifyPatient,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aio_pika
@@ -26,6 +27,7 @@ from services.infra.settings import Settings
 
 # service -> processes; convert is the CPU-heavy one and scales by running more.
 WORKERS = {"ingest": 1, "render": 1, "convert": 2, "notify": 1}
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def free_port() -> int:
@@ -52,6 +54,22 @@ def _stop(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
         process.wait()
 
 
+def ends_with_this_process() -> Callable[[], None]:
+    """A `preexec_fn` that makes the child receive SIGTERM when the process starting it
+    ends, however it ends (SIGKILL included: Linux's PR_SET_PDEATHSIG), so a killed test
+    run or `resultflow run` leaves no service or database server behind. Each service then
+    shuts down as on any SIGTERM (convert stops its LibreOffice)."""
+    parent = os.getpid()
+
+    def in_child() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return in_child
+
+
 @contextlib.contextmanager
 def mongodb_server(storage: Path, port: int | None = None) -> Iterator[str]:
     """`secantusd-py` (pinned `secantusdb`) as a separate process; yields its URI."""
@@ -67,6 +85,7 @@ def mongodb_server(storage: Path, port: int | None = None) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=ends_with_this_process(),
     )
     uri = f"mongodb://127.0.0.1:{port}/?retryWrites=false&directConnection=true"
     try:
@@ -110,6 +129,7 @@ def local_settings(mongodb_uri: str, amqp_url: str, database: str, work_dir: Pat
         mongodb_database=database,
         public_base_url=f"http://127.0.0.1:{port}",
         gateway_port=port,
+        mllp_port=free_port(),  # the HL7 v2 listener (`services.ingest.mllp_main`)
         work_dir=work_dir,
     )
 
@@ -146,6 +166,7 @@ class Stack:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: convert's LibreOffice goes too
+            preexec_fn=ends_with_this_process(),
         )
         log.close()
 
@@ -155,6 +176,7 @@ class Stack:
                 factory = f"services.{service}.main:create_app"
                 self._spawn(f"{service}-{n + 1}", ["-m", "faststream", "run", "--factory", factory])
         self._spawn("gateway", ["-m", "services.gateway.main"])
+        self._spawn("ingest-mllp", ["-m", "services.ingest.mllp_main"])
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():

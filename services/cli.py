@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from services import cli_audit, cli_deploy, cli_staff, cli_templates, cli_users
+from services import cli_audit, cli_deploy, cli_intake, cli_staff, cli_templates, cli_users
 
 
 def export_contracts(directory: Path) -> None:
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     cli_audit.add_commands(commands)
     cli_deploy.add_commands(commands)
     cli_templates.add_commands(commands)
+    cli_intake.add_commands(commands)
 
     run = commands.add_parser("run", help="run everything on this machine, with a demo batch")
     run.add_argument("--var", type=Path, default=Path("var"), help="data and logs folder")
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         cli_deploy.run(args)
     elif args.command == "templates":
         cli_templates.run(args)
+    elif args.command == "intake":
+        cli_intake.run(args)
     elif args.command == "run":
         if importlib.util.find_spec("devtools") is None:
             sys.exit("resultflow: `run` needs the development tools of a source checkout")

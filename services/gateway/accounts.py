@@ -38,6 +38,7 @@ from services.infra.service import Resources
 log = structlog.get_logger()
 
 API_PREFIX = "/api/"
+FHIR_PREFIX = "/fhir/"  # the FHIR door (`fhir`): API tokens, as the API
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
@@ -59,7 +60,7 @@ def auth_middleware(
         action = route_action(request.method, route.canonical if route else None)
         if action is Action.PUBLIC:
             return await handler(request)
-        api = request.path.startswith(API_PREFIX)
+        api = request.path.startswith(API_PREFIX) or request.path.startswith(FHIR_PREFIX)
         bearer = request.headers.get("Authorization", "")
         session: dict[str, Any] | None = None
         if api and bearer.lower().startswith("bearer "):

@@ -177,7 +177,9 @@ class StaffActions:
 
     async def _retry(self, report_id: str, user: str, client: dict[str, Any]) -> ReportDocument:
         report = await self.get(report_id)
-        if report_status.is_stuck(ReportStatus(report["status"]), report["updated_at"], utcnow()):
+        if not report.get("sms_due") and report_status.is_stuck(
+            ReportStatus(report["status"]), report["updated_at"], utcnow()
+        ):
             return await self._redrive(report, user, client)
         if report["status"] != ReportStatus.FAILED:
             raise ActionRefused(

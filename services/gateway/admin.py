@@ -245,7 +245,9 @@ class AdminHandlers:
                 "staff_events": timeline.audit_rows(staff_access),
                 "staff_more": staff_more,
                 "audit_limit": logic.REPORT_AUDIT_LIMIT,
-                "stuck": report_status.is_stuck(report["status"], report["updated_at"], utcnow()),
+                # An SMS held by quiet hours (`sms_due`) is waiting by design, not stuck.
+                "stuck": not report.get("sms_due")
+                and report_status.is_stuck(report["status"], report["updated_at"], utcnow()),
             },
         )
 

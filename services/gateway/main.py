@@ -27,9 +27,11 @@ from services.gateway.admin import setup_admin
 from services.gateway.api import setup_api
 from services.gateway.audit_pages import setup_audit
 from services.gateway.dead_letter_pages import setup_dead_letters
+from services.gateway.fhir import setup_fhir
 from services.gateway.live import setup_live
 from services.gateway.ops import setup_ops
 from services.gateway.portal import setup_portal
+from services.gateway.redriver import setup_redriver
 from services.gateway.review import setup_review
 from services.gateway.template_pages import setup_templates
 from services.gateway.users import setup_users
@@ -60,6 +62,7 @@ def create_app(resources: Resources | None = None) -> web.Application:
     setup_verify(app, resources)
     setup_templates(app, TemplateStore(resources.db), Audit(resources.db))
     setup_webhooks(app, resources)
+    setup_fhir(app, resources)
     setup_ops(app, resources)
 
     async def connected(_: web.Application) -> AsyncIterator[None]:
@@ -70,6 +73,7 @@ def create_app(resources: Resources | None = None) -> web.Application:
         await resources.close()
 
     app.cleanup_ctx.append(connected)
+    setup_redriver(app, resources)  # after `connected`: it needs the broker while it runs
     return app
 
 

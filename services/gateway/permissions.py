@@ -87,6 +87,7 @@ ROUTE_ACTIONS: Mapping[tuple[str, str], Action] = {
     ("GET", "/upload"): Action.UPLOAD,
     ("POST", "/upload"): Action.UPLOAD,
     ("POST", f"{A}/batches"): Action.UPLOAD,
+    ("POST", "/fhir/r4/Bundle"): Action.UPLOAD,  # FHIR R4 results from the LIS (`lis` role)
     # reports and what shows patient data
     ("GET", "/reports"): Action.VIEW_REPORTS,
     ("GET", "/reports/{report_id}"): Action.VIEW_REPORTS,

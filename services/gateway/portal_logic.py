@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from contracts import flags
 from contracts.v1 import Flag, ReportStatus
 
 PORTAL_SESSION_TTL = timedelta(minutes=15)
@@ -94,9 +95,10 @@ FLAG_WORDS = {
 
 def flag_words(flag: str) -> str:
     try:
-        return FLAG_WORDS[Flag(flag)]
+        known = Flag(flag)
     except ValueError:
         return "See the report"
+    return FLAG_WORDS.get(known) or flags.FLAG_WORDS[known]  # the rest of HL7 table 0078
 
 
 def flag_class(flag: str) -> str:

@@ -3,11 +3,13 @@ security headers, cookies, the access log and client details for the audit trail
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 import jinja2
@@ -56,6 +58,7 @@ def setup_pages(app: web.Application, settings: Settings) -> None:
             "csrf_token": session["csrf_token"] if session else "",
             "csp_nonce": csp_nonce(request),
             "lab_name": settings.lab_name,
+            "time_zone": settings.time_zone,
             "outbox_enabled": settings.sms_provider == "outbox",
         }
 
@@ -64,7 +67,7 @@ def setup_pages(app: web.Application, settings: Settings) -> None:
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
         context_processors=[page_context],
-        filters={"datetime": format_datetime},
+        filters={"datetime": functools.partial(format_datetime, zone=settings.time_zone)},
     )
     app.on_response_prepare.append(security_headers(https=settings.cookie_secure))
     app[TRUSTED_PROXIES] = proxies.trusted_networks(settings.trusted_proxies)
@@ -260,13 +263,19 @@ def client_detail(request: web.Request) -> dict[str, Any]:
     return detail
 
 
-def format_datetime(value: Any, seconds: bool = False) -> str:
-    """An instant as UTC text; `seconds` for timelines, where steps come seconds apart."""
+def format_datetime(value: Any, seconds: bool = False, zone: str = "UTC") -> str:
+    """An instant as text on the lab's clock (`RESULTFLOW_TIME_ZONE`), with UTC beside it
+    when that is another zone ("2026-07-01 09:30 BST (08:30 UTC)"); `seconds` for
+    timelines, where steps come seconds apart."""
     # Documents written by other services may lack a field: show nothing rather than fail.
     if not isinstance(value, datetime):
         return ""
-    pattern = "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC"
-    return value.astimezone(UTC).strftime(pattern)
+    clock = "%H:%M:%S" if seconds else "%H:%M"
+    utc = value.astimezone(UTC)
+    if zone == "UTC":
+        return utc.strftime(f"%Y-%m-%d {clock} UTC")
+    local = value.astimezone(ZoneInfo(zone)).strftime(f"%Y-%m-%d {clock} %Z")
+    return f"{local} ({utc.strftime(clock)} UTC)"
 
 
 class RedactingAccessLogger(AbstractAccessLogger):

@@ -4,6 +4,7 @@ marks it ingested, either fails one that can never be read."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from contracts.v1 import utcnow
@@ -37,6 +38,31 @@ class Batches:
         }
         await self._collection.insert_one(batch)
         return batch
+
+    async def unread(self, before: datetime, most: int, limit: int = 100) -> list[BatchDocument]:
+        """Batches still `received` (no ingest has read them) since before `before`, and
+        re-driven fewer than `most` times: their IngestBatch may have been lost."""
+        query: dict[str, Any] = {
+            "status": BatchStatus.RECEIVED,
+            "uploaded_at": {"$lte": before},
+            "$and": [
+                {"$or": [{"redriven_at": None}, {"redriven_at": {"$lte": before}}]},
+                {"$or": [{"redrives": None}, {"redrives": {"$lt": most}}]},
+            ],
+        }
+        return await self._collection.find(query).limit(limit).to_list()
+
+    async def claim_redrive(self, batch: BatchDocument, now: datetime) -> bool:
+        """Take the turn to send a batch's IngestBatch again (one replica wins)."""
+        result = await self._collection.update_one(
+            {
+                "_id": batch["_id"],
+                "status": BatchStatus.RECEIVED,
+                "redriven_at": batch.get("redriven_at"),
+            },
+            {"$set": {"redriven_at": now}, "$inc": {"redrives": 1}},
+        )
+        return result.modified_count == 1
 
     async def get(self, batch_id: str) -> BatchDocument | None:
         return await self._collection.find_one({"_id": batch_id})

@@ -120,6 +120,16 @@ class HoldDocument(TypedDict):
     at: datetime
 
 
+class SmsDueDocument(TypedDict):
+    """A report's SMS held back by quiet hours: when it may go, since when it waits (held
+    SMS go out in that order) and which sends wait ("" the first SMS, else a staff request
+    id). While one of the notify loops sends it, `at` is pushed forward as its lease."""
+
+    at: datetime
+    since: datetime
+    requests: list[str]
+
+
 class ChangeEntry(TypedDict):
     """One difference between a report version and the one it replaced."""
 
@@ -168,6 +178,7 @@ class ReportDocument(TypedDict):
     withdrawal: NotRequired[StaffActionDocument]
     retry: NotRequired[StaffActionDocument]
     redriven_at: NotRequired[datetime]
+    sms_due: NotRequired[SmsDueDocument]  # the SMS waits for quiet hours to end
     # Corrections: the version this one replaced, what changed, and what replaced this one.
     previous_id: NotRequired[str]
     changes: NotRequired[list[ChangeEntry]]
@@ -208,6 +219,8 @@ class BatchDocument(TypedDict):
     cancellation: NotRequired[StaffActionDocument]
     ingested_at: NotRequired[datetime]
     failed_at: NotRequired[datetime]
+    redriven_at: NotRequired[datetime]  # its IngestBatch sent again (`gateway.redriver`)
+    redrives: NotRequired[int]
 
 
 # --- notifications, outbox, audit -----------------------------------------------------------

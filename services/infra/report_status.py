@@ -80,7 +80,8 @@ def stuck_query(now: datetime) -> dict[str, Any]:
     """The MongoDB filter of reports that have not moved for longer than their stage's limit."""
     return {
         "$or": [
-            {"status": status.value, "updated_at": {"$lte": now - limit}}
+            # A report whose SMS waits for quiet hours to end (`sms_due`) is not stuck.
+            {"status": status.value, "updated_at": {"$lte": now - limit}, "sms_due": None}
             for status, limit in STUCK_AFTER.items()
         ]
     }

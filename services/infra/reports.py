@@ -17,7 +17,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from contracts.v1 import ReportStatus, ReportStatusChanged, utcnow
-from services.infra import documents
+from services.infra import documents, report_status
 from services.infra.broker import publish
 from services.infra.database import Database
 from services.infra.documents import AccessDocument, ReportDocument
@@ -154,21 +154,88 @@ class Reports:
                 "status": ReportStatus.RELEASED.value,
                 "updated_at": {"$lte": before},
                 "$or": [{"redriven_at": None}, {"redriven_at": {"$lte": before}}],
+                "sms_due": None,  # held by quiet hours: the quiet-hours loop sends it
             }
         ).limit(limit)
         return await cursor.to_list()
 
     async def claim_redrive(self, report: ReportDocument, now: datetime) -> bool:
-        """Take the turn to send a released report's NotifyPatient again (one replica wins)."""
+        """Take the turn to send a report's stage command again (one replica wins): only
+        while it is still where it was read, and not re-driven meanwhile."""
         result = await self._collection.update_one(
             {
                 "_id": report["_id"],
-                "status": ReportStatus.RELEASED.value,
+                "status": report["status"],
                 "redriven_at": report.get("redriven_at"),
             },
-            {"$set": {"redriven_at": now}},
+            {"$set": {"redriven_at": now}, "$inc": {"redrives": 1}},
         )
         return result.modified_count == 1
+
+    async def stuck_to_redrive(
+        self, now: datetime, statuses: frozenset[ReportStatus], most: int, limit: int = 100
+    ) -> list[ReportDocument]:
+        """Stuck reports (`report_status.stuck_query`) at `statuses` not re-driven within
+        their stage's limit, and fewer than `most` times: past that a person decides."""
+        wait = min(report_status.STUCK_AFTER.values())
+        query = {
+            "$and": [
+                report_status.stuck_query(now),
+                {"status": {"$in": [status.value for status in statuses]}},
+                {"$or": [{"redriven_at": None}, {"redriven_at": {"$lte": now - wait}}]},
+                {"$or": [{"redrives": None}, {"redrives": {"$lt": most}}]},
+            ]
+        }
+        return await self._collection.find(query).limit(limit).to_list()
+
+    # --- SMS held back by quiet hours (`sms_due`) ---------------------------------------
+
+    async def defer_sms(
+        self, report_id: str, due: datetime, now: datetime, request_id: str | None
+    ) -> None:
+        """Hold the report's SMS (or a staff request's) until `due`; held again, it keeps
+        its first place in the queue."""
+        await self._collection.update_one(
+            {"_id": report_id},
+            {
+                "$set": {"sms_due.at": due},
+                "$min": {"sms_due.since": now},
+                "$addToSet": {"sms_due.requests": request_id or ""},
+            },
+        )
+
+    async def due_sms(self, now: datetime, limit: int = 100) -> list[ReportDocument]:
+        """Reports whose held SMS may go now, longest waiting first."""
+        cursor = (
+            self._collection.find({"sms_due.at": {"$lte": now}})
+            .sort([("sms_due.since", 1), ("_id", 1)])
+            .limit(limit)
+        )
+        return await cursor.to_list()
+
+    async def claim_due_sms(self, report: ReportDocument, lease_until: datetime) -> bool:
+        """Take the turn to send a held SMS (one replica wins); should this replica die,
+        another takes it over at `lease_until` (the send-once record stops a second SMS)."""
+        due = report["sms_due"]
+        result = await self._collection.update_one(
+            {"_id": report["_id"], "sms_due.at": due["at"]},
+            {"$set": {"sms_due.at": lease_until}},
+        )
+        return result.modified_count == 1
+
+    async def sms_sent_after_quiet(self, report_id: str, requests: list[str]) -> None:
+        """The held sends are done: forget them (keeping any held meanwhile)."""
+        done = await self._collection.update_one(
+            {"_id": report_id, "sms_due.requests": {"$size": len(requests), "$all": requests}},
+            {"$unset": {"sms_due": ""}},
+        )
+        if done.modified_count == 0:
+            await self._collection.update_one(
+                {"_id": report_id}, {"$pullAll": {"sms_due.requests": requests}}
+            )
+            await self._collection.update_one(
+                {"_id": report_id, "sms_due.requests": {"$size": 0}}, {"$unset": {"sms_due": ""}}
+            )
 
     async def set_phone(self, report_id: str, phone: str) -> None:
         """Staff corrected the patient's mobile number (E.164) for a new SMS."""

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8080"
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
+    # The HL7 v2 MLLP listener (`services.ingest.mllp_main`): ORU^R01 from the lab's LIS.
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int = 2575
     cookie_secure: bool = False  # True behind HTTPS
     # Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed: the
     # audit trail records the address before them. Empty: the peer's address is recorded.
@@ -54,6 +57,12 @@ class Settings(BaseSettings):
     reminder_days_before_expiry: int = 3
     reminder_poll_seconds: float = 60.0  # how often notify looks for reminders due
     portal_max_attempts: int = 5
+    # The lab's local time zone (IANA name): quiet hours are in it, pages show times in it.
+    time_zone: str = "UTC"
+    # No SMS between these local hours ("21:00-08:00"); held SMS go out after, in order.
+    # Empty: off (the embedded default, so a demo at night still sends).
+    quiet_hours: str = ""
+    quiet_hours_poll_seconds: float = 30.0  # how often notify looks for held SMS now due
 
     sms_provider: str = "outbox"  # "outbox" (development) or "twilio"
     sms_sender: str = "ResultFlow"

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from contracts.flags import flag_words, is_abnormal
+
 
 @dataclass(frozen=True)
 class Field:
@@ -52,8 +54,7 @@ REQUIRED = ("patient.name", "results")
 MAPPABLE = tuple(f.path for f in FIELDS if f.type == "text" and "[]" not in f.path)
 VERIFICATION_PLACEHOLDER = "verification_qr"
 
-FLAGS = ("", "H", "L", "HH", "LL")
-FLAG_LABELS = {"H": "High", "L": "Low", "HH": "Critical high", "LL": "Critical low", "": ""}
+FLAGS = ("", "H", "L", "HH", "LL", "A", "POS", "NEG")
 
 
 def sample_context() -> dict[str, Any]:
@@ -69,8 +70,8 @@ def sample_context() -> dict[str, Any]:
                 "unit": "mmol/mol",
                 "reference_range": "20-42",
                 "flag": flag,
-                "flag_label": FLAG_LABELS[flag],
-                "abnormal": flag != "",
+                "flag_label": flag_words(flag),
+                "abnormal": is_abnormal(flag),
             }
         )
     long_comment = (

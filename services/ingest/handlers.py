@@ -8,7 +8,15 @@ import uuid
 import structlog
 from gridfs.errors import NoFile
 
-from contracts.v1 import IngestBatch, IngestLisResult, RenderReport, ReportStatus, utcnow
+from contracts.v1 import (
+    IngestBatch,
+    IngestFhirBundle,
+    IngestLisResult,
+    RenderReport,
+    ReportStatus,
+    utcnow,
+)
+from services.infra import fhir_bundle
 from services.infra.audit import SYSTEM, Audit, staff
 from services.infra.batches import Batches
 from services.infra.broker import publish
@@ -108,9 +116,13 @@ class IngestHandlers:
         )
 
     def _read(self, data: bytes, filename: str) -> logic.SheetOutcome:
-        header, rows = adapters.read_sheet(data, filename)
+        table = adapters.read_sheet(data, filename)
         return logic.group_rows(
-            header, rows, self._resources.settings.default_region, utcnow().date()
+            table.header,
+            table.rows,
+            self._resources.settings.default_region,
+            utcnow().date(),
+            row_numbers=table.row_numbers,
         )
 
     async def ingest_lis_result(self, message: IngestLisResult) -> None:
@@ -135,6 +147,18 @@ class IngestHandlers:
         if kind is Arrival.CORRECTION:
             log.info("lis_result.correction", report_id=report["_id"], version=report["version"])
         await self._request_render(report)
+
+    async def ingest_fhir_bundle(self, message: IngestFhirBundle) -> None:
+        """Each DiagnosticReport of the bundle, as an LIS result message would be."""
+        self._refuse_unknown_lab(message.lab_id, f"FHIR bundle {message.message_id}")
+        region = self._resources.settings.default_region
+        try:
+            results = fhir_bundle.to_results(message.bundle, message.lab_id, region)
+        except fhir_bundle.FhirError as error:
+            raise PermanentError(f"FHIR bundle {message.message_id}: {error}") from None
+        for result in results:
+            update = {"correlation_id": message.correlation_id, "created_at": message.created_at}
+            await self.ingest_lis_result(result.model_copy(update=update))
 
     async def _store_draft(
         self,
@@ -206,6 +230,11 @@ class IngestHandlers:
 
     async def give_up_batch(self, message: IngestBatch, reason: str) -> None:
         await self._batches.fail(message.batch_id, reason)
+
+    async def give_up_fhir_bundle(self, message: IngestFhirBundle, reason: str) -> None:
+        await self._rejected_messages.record(
+            message.message_id, message.lab_id, "", reason, message.correlation_id
+        )
 
     async def give_up_lis_result(self, message: IngestLisResult, reason: str) -> None:
         # The message itself goes to the dead-letter queue; this record says why.

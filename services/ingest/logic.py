@@ -13,7 +13,7 @@ is rejected with its sheet row number and the reason; the rest of the sheet stil
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
@@ -29,13 +29,14 @@ from services.infra.documents import (
     ResultFields,
     SheetSource,
 )
+from services.ingest.errors import SheetError
 from services.ingest.values import (
-    FLAGS,
     SEX,
     RowError,
     check_dates,
     normalise_phone,
     parse_date,
+    parse_flag,
     text,
 )
 
@@ -68,10 +69,6 @@ LABELS = {
     "flag": "Flag",
 }
 FIRST_DATA_ROW = 2  # sheet row number of the first row under the header
-
-
-class SheetError(ValueError):
-    """The sheet as a whole cannot be read (wrong file, missing columns)."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +138,7 @@ def map_columns(headers: Iterable[object]) -> dict[str, int]:
 
 
 def parse_row(
-    cells: Mapping[str, object], region: str, today: date
+    cells: Mapping[str, object], region: str, today: date, day_first: bool | None = None
 ) -> tuple[Patient, date, LabResult]:
     for field_name in REQUIRED:
         if not text(cells.get(field_name)):
@@ -149,11 +146,9 @@ def parse_row(
     sex = SEX.get(text(cells.get("sex")).lower())
     if sex is None:
         raise RowError(f"Sex '{text(cells.get('sex'))}' is not one of F, M, U")
-    flag = FLAGS.get(text(cells.get("flag")).lower())
-    if flag is None:
-        raise RowError(f"Flag '{text(cells.get('flag'))}' is not one of H, L, HH, LL or empty")
-    date_of_birth = parse_date(cells.get("date_of_birth"), "Date of birth")
-    sample_date = parse_date(cells.get("sample_date"), "Sample date")
+    flag = parse_flag(cells.get("flag"))
+    date_of_birth = parse_date(cells.get("date_of_birth"), "Date of birth", day_first)
+    sample_date = parse_date(cells.get("sample_date"), "Sample date", day_first)
     check_dates(date_of_birth, sample_date, today)
     try:
         patient = Patient(
@@ -202,22 +197,30 @@ def sheet_source_key(patient_id: str, sample_date: date) -> str:
 
 
 def group_rows(
-    header: Iterable[object], rows: Iterable[Iterable[object]], region: str, today: date
+    header: Iterable[object],
+    rows: Iterable[Iterable[object]],
+    region: str,
+    today: date,
+    *,
+    row_numbers: Sequence[int] | None = None,
+    day_first: bool | None = None,
 ) -> SheetOutcome:
-    """Validate every row and group the good ones into one draft per patient and sample."""
+    """Validate every row and group the good ones into one draft per patient and sample.
+    `row_numbers` are the sheet rows of `rows` (default: right under a header on row 1); in
+    the wide layout several results share a row. `day_first` is the profile's date order."""
     positions = map_columns(header)
     drafts: dict[str, ReportDraft] = {}
     rejected: list[RejectedRow] = []
-    total = 0
+    seen_rows: set[int] = set()
     for offset, values in enumerate(rows):
-        row_number = FIRST_DATA_ROW + offset
+        row_number = row_numbers[offset] if row_numbers is not None else FIRST_DATA_ROW + offset
         row = list(values)
         if all(not text(v) for v in row):
             continue  # blank lines between blocks are common in hand-made sheets
-        total += 1
+        seen_rows.add(row_number)
         cells = {f: row[i] if i < len(row) else None for f, i in positions.items()}
         try:
-            patient, sample_date, result = parse_row(cells, region, today)
+            patient, sample_date, result = parse_row(cells, region, today, day_first)
             key = sheet_source_key(patient.patient_id, sample_date)
             draft = drafts.get(key)
             if draft is None:
@@ -235,20 +238,24 @@ def group_rows(
                         "for this patient and sample"
                     )
             draft.results.append(result)
-            draft.rows.append(row_number)
+            if draft.rows[-1] != row_number:
+                draft.rows.append(row_number)
         except RowError as error:
-            rejected.append(rejected_row(row_number, str(error), cells))
+            if not rejected or (rejected[-1].row, rejected[-1].reason) != (row_number, str(error)):
+                rejected.append(rejected_row(row_number, str(error), cells, day_first))
     for unusable in rejected:
         for draft in drafts.values():
             if unusable.belongs_to(draft):
                 draft.rejected.append(unusable)
-    return SheetOutcome(total, list(drafts.values()), rejected)
+    return SheetOutcome(len(seen_rows), list(drafts.values()), rejected)
 
 
-def rejected_row(row_number: int, reason: str, cells: Mapping[str, object]) -> RejectedRow:
+def rejected_row(
+    row_number: int, reason: str, cells: Mapping[str, object], day_first: bool | None = None
+) -> RejectedRow:
     """A rejected row with whatever it still says about whom it was for."""
     try:
-        sample_date: date | None = parse_date(cells.get("sample_date"), "Sample date")
+        sample_date: date | None = parse_date(cells.get("sample_date"), "Sample date", day_first)
     except RowError:
         sample_date = None
     return RejectedRow(row_number, reason, text(cells.get("patient_id")), sample_date)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faststream import FastStream
 
-from contracts.v1 import IngestBatch, IngestLisResult
+from contracts.v1 import IngestBatch, IngestFhirBundle, IngestLisResult
 from services.infra.consumer import subscribe
 from services.infra.service import Resources, make_app
 from services.ingest.handlers import IngestHandlers
@@ -16,5 +16,8 @@ def create_app(resources: Resources | None = None) -> FastStream:
     subscribe(resources, IngestBatch, on_give_up=handlers.give_up_batch)(handlers.ingest_batch)
     subscribe(resources, IngestLisResult, on_give_up=handlers.give_up_lis_result)(
         handlers.ingest_lis_result
+    )
+    subscribe(resources, IngestFhirBundle, on_give_up=handlers.give_up_fhir_bundle)(
+        handlers.ingest_fhir_bundle
     )
     return make_app(resources)

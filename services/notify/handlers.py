@@ -25,7 +25,7 @@ from services.infra.errors import PermanentError, ReportNotFoundError
 from services.infra.opt_outs import PROVIDER_OPT_OUT_CODE, Keyword, OptOuts, not_sent_reason
 from services.infra.release_rules import ReleaseRuleStore
 from services.infra.service import Resources
-from services.notify import logic
+from services.notify import logic, quiet_hours
 from services.notify.adapters import Notifications
 from services.notify.providers import OutcomeUnknown, ProviderRefused, SmsProvider
 
@@ -45,14 +45,23 @@ class NotifyHandlers:
         self._rules = ReleaseRuleStore(resources.db)
         self._audit = Audit(resources.db)
         self._opt_outs = OptOuts(resources.db)
+        self._quiet = quiet_hours.parse(self._settings.quiet_hours, self._settings.time_zone)
 
     # --- NotifyPatient --------------------------------------------------------------------
 
     async def notify_patient(self, message: NotifyPatient) -> None:
-        report = await self._reports.get(message.report_id)
+        await self.dispatch(message.report_id, message.request_id, deferrable=True)
+
+    async def dispatch(
+        self, report_id: str, request_id: str | None, *, deferrable: bool = False
+    ) -> None:
+        """Send what a NotifyPatient asks for; `deferrable`: during quiet hours, hold it for
+        the quiet-hours loop (`quiet_scheduler`), which calls this again when they end."""
+        report = await self._reports.get(report_id)
         status = ReportStatus(report["status"])
-        if message.request_id:
-            await self._text_again(report, message.request_id)
+        if request_id:
+            if not (deferrable and await self._deferred(report, request_id)):
+                await self._text_again(report, request_id)
             return
         if report_status.is_past(status, ReportStatus.NOTIFIED):
             # Already notified (or failed/superseded): notify is the last command, nothing
@@ -65,7 +74,21 @@ class NotifyHandlers:
             return
         if status is ReportStatus.CONVERTED and await self._waits(report):
             return
+        if deferrable and await self._deferred(report, None):
+            return
         await self._text(report)
+
+    async def _deferred(self, report: ReportDocument, request_id: str | None) -> bool:
+        """Whether quiet hours hold this SMS back (it is then stored as due when they end)."""
+        now = utcnow()
+        due = quiet_hours.quiet_until(now, self._quiet)
+        if due is None:
+            return False
+        await self._reports.defer_sms(report["_id"], due, now, request_id)
+        detail = {"until": due.isoformat(), "quiet_hours": str(self._quiet)}
+        await self._audit.write(SYSTEM, "sms.deferred", report["_id"], detail)
+        log.info("notify.quiet_hours", report_id=report["_id"], until=due.isoformat())
+        return True
 
     async def _text_again(self, report: ReportDocument, request_id: str) -> None:
         """Staff asked for a new SMS (a resend, a new link): once per request."""

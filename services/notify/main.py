@@ -9,6 +9,7 @@ from services.infra.consumer import subscribe
 from services.infra.service import Resources, make_app
 from services.notify.handlers import NotifyHandlers
 from services.notify.providers import make_provider
+from services.notify.quiet_scheduler import QuietHoursScheduler
 from services.notify.reminders import ReminderScheduler
 from services.notify.scheduler import ReleaseScheduler
 
@@ -21,8 +22,9 @@ def create_app(resources: Resources | None = None) -> FastStream:
     subscribe(resources, SmsReceipt, on_give_up=handlers.receipt_given_up)(handlers.sms_receipt)
     scheduler = ReleaseScheduler(resources, resources.settings.release_poll_seconds)
     reminders = ReminderScheduler(resources, provider)
+    quiet = QuietHoursScheduler(resources, handlers)
     return make_app(
         resources,
-        on_startup=[scheduler.start, reminders.start],
-        on_shutdown=[scheduler.stop, reminders.stop],
+        on_startup=[scheduler.start, reminders.start, quiet.start],
+        on_shutdown=[scheduler.stop, reminders.stop, quiet.stop],
     )

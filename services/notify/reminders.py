@@ -23,7 +23,7 @@ from services.infra.opt_outs import OptOuts
 from services.infra.periodic import Periodic
 from services.infra.service import Resources
 from services.infra.tokens import new_token, token_hash
-from services.notify import logic
+from services.notify import logic, quiet_hours
 from services.notify.adapters import Notifications
 from services.notify.providers import ProviderRefused, SmsProvider
 
@@ -40,6 +40,7 @@ class ReminderScheduler:
         self._notifications = Notifications(resources.db)
         self._opt_outs = OptOuts(resources.db)
         self._audit = Audit(resources.db)
+        self._quiet = quiet_hours.parse(self._settings.quiet_hours, self._settings.time_zone)
         self._loop = Periodic("reminder", self.tick, resources.settings.reminder_poll_seconds)
 
     @property
@@ -51,6 +52,8 @@ class ReminderScheduler:
         if not self.enabled:
             return 0
         now = now or utcnow()
+        if quiet_hours.quiet_until(now, self._quiet) is not None:
+            return 0  # no reminder at night either: the first pass after quiet hours sends
         remind_from = now + timedelta(days=self._settings.reminder_days_before_expiry)
         sent = 0
         for report in await self._reports.due_reminders(now, remind_from):

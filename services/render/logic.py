@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from contracts.flags import FLAG_WORDS, is_abnormal
+from contracts.v1 import Flag
+
 # Fixed English month names: `strftime("%b")` would follow the process locale.
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-FLAG_LABELS = {"H": "High", "L": "Low", "HH": "Critical high", "LL": "Critical low", "": ""}
 SEX_LABELS = {"F": "Female", "M": "Male", "U": "Not stated"}
 DEFAULT_TEMPLATE = "default"
 
@@ -56,11 +58,12 @@ def age_on(birth: date, day: date) -> str:
 
 
 def flag_label(flag: str) -> str:
+    """The flag in words (`contracts.flags`): every HL7 table 0078 code has some."""
     try:
-        return FLAG_LABELS[flag]
-    except KeyError:
+        return FLAG_WORDS[Flag(flag)]
+    except ValueError:
         raise ReportDataError(
-            f"unknown result flag {flag!r} (expected H, L, HH, LL or empty)"
+            f"unknown result flag {flag!r} (expected an HL7 table 0078 code or empty)"
         ) from None
 
 
@@ -110,7 +113,7 @@ def build_context(report: Mapping[str, Any], lab: Lab, today: date) -> dict[str,
                 "reference_range": str(result.get("reference_range") or ""),
                 "flag": flag,
                 "flag_label": flag_label(flag),
-                "abnormal": flag != "",
+                "abnormal": is_abnormal(flag),
             }
         )
 

@@ -62,6 +62,7 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/upload"): {ADMIN, REVIEWER, UPLOADER},
     ("POST", "/upload"): {ADMIN, REVIEWER, UPLOADER},
     ("POST", f"{A}/batches"): {ADMIN, REVIEWER, UPLOADER, LIS},
+    ("POST", "/fhir/r4/Bundle"): {ADMIN, REVIEWER, UPLOADER, LIS},
     ("GET", "/reports"): SEE_REPORTS,
     ("GET", "/reports/{report_id}"): SEE_REPORTS,
     ("GET", "/reports/{report_id}/report.pdf"): SEE_REPORTS,

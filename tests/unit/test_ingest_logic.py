@@ -59,7 +59,7 @@ def test_another_sample_date_makes_another_report() -> None:
         ({"Name": None}, "Name is empty"),
         ({"Date of birth": "31/02/1980"}, "Date of birth '31/02/1980' is not a date"),
         ({"Sample date": "2027-01-01"}, "Sample date 2027-01-01 is in the future"),
-        ({"Flag": "X"}, "Flag 'X' is not one of H, L, HH, LL or empty"),
+        ({"Flag": "X"}, "Flag 'X' is not a known flag"),
         ({"Sex": "Q"}, "Sex 'Q' is not one of F, M, U"),
         ({"Name": "x" * 201}, "Name: String should have at most 200 characters"),
     ],
@@ -139,7 +139,7 @@ def test_a_report_missing_a_rejected_row_of_its_patient_and_sample_knows_it_is_i
         HEADER,
         [
             row(),
-            row(Test="HIV 1/2 Ab", Value="Positive", Flag="A"),  # flag A: rejected
+            row(Test="HIV 1/2 Ab", Value="Positive", Flag="ZZ"),  # no such flag: rejected
             row(**{"Patient ID": "P2", "Name": "Ben Lindqvist", "Phone": "07400 123457"}),
         ],
         "GB",
@@ -147,7 +147,7 @@ def test_a_report_missing_a_rejected_row_of_its_patient_and_sample_knows_it_is_i
     )
     first, second = outcome.drafts
     assert [(r.row, r.patient_id) for r in first.rejected] == [(3, "P1")]
-    assert "Flag 'A'" in first.rejected[0].reason
+    assert "Flag 'ZZ'" in first.rejected[0].reason
     assert second.rejected == []
 
 

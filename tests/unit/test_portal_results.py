@@ -44,7 +44,12 @@ def test_every_flag_is_said_in_words_not_only_by_colour() -> None:
 
 
 def test_an_unknown_flag_sends_the_patient_to_the_report_rather_than_guessing() -> None:
-    assert rules.flag_words("A") == "See the report"
+    assert rules.flag_words("ZZ") == "See the report"
+
+
+def test_every_hl7_flag_reads_in_words() -> None:
+    assert rules.flag_words("A") == "Abnormal"
+    assert rules.flag_words("POS") == "Positive"
 
 
 def test_dates_are_spelled_out_so_day_and_month_cannot_be_confused() -> None:

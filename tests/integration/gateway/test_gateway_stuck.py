@@ -45,3 +45,24 @@ async def test_a_report_stuck_after_rendering_is_listed_flagged_and_sent_on_agai
     assert command["report_id"] == stuck["_id"]
     entry = await db.audit.find_one({"action": "report.stuck_retried"})
     assert entry and entry["detail"]["stage"] == "rendered"
+
+
+async def test_a_report_whose_sms_waits_for_quiet_hours_is_shown_waiting_not_stuck(
+    client: TestClient[Any, Any], db: Database
+) -> None:
+    await create_user(db, "admin", PASSWORD)
+    long_ago = utcnow() - timedelta(hours=3)
+    due = utcnow() + timedelta(hours=5)
+    night = report_document(
+        status="converted",
+        updated_at=long_ago,
+        sms_due={"at": due, "since": long_ago, "requests": [""]},
+    )
+    await db.reports.insert_one(night)
+
+    assert (await log_in(client)).url.path == "/"
+    page = await (await client.get(f"/reports/{night['_id']}")).text()
+    assert "Its SMS waits for quiet hours to end" in page
+    assert due.strftime("%Y-%m-%d %H:%M UTC") in page
+    assert "has not moved on" not in page
+    assert "report(s) stuck" not in await (await client.get("/")).text()

@@ -336,7 +336,7 @@ async def test_rows_uploaded_for_an_incomplete_report_complete_it(
 ) -> None:
     rows = demo_rows(1, sample_date=date(2026, 11, 20))
     broken = [list(row) for row in rows]
-    broken[4][10] = "A"  # potassium flagged with a flag the sheet format does not know
+    broken[4][10] = "ZZ"  # potassium flagged with a flag no vocabulary knows
     resources = make_resources("ingest")
     async with create_app(resources):
         first = await upload(resources, sheet_of(broken))

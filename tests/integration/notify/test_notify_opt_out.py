@@ -3,16 +3,13 @@ error (21610) is recorded the same way. Real RabbitMQ and MongoDB protocol, a lo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
-
-import pytest
 
 from services.infra.broker import publish
 from services.infra.database import Database
 from services.infra.opt_outs import Keyword, OptOuts
 from services.infra.service import Resources
-from services.infra.settings import Settings
 from services.notify.main import create_app
 from tests.fake_twilio import FakeTwilio
 from tests.integration.notify.test_notify_service import (
@@ -55,17 +52,6 @@ async def test_a_number_that_opted_back_in_is_texted(
         await publish(resources.broker, notify(report))
         await eventually(lambda: report_in(db, report["_id"], "notified"))
     assert await db.outbox.count_documents({"to": PHONE}) == 1
-
-
-@pytest.fixture
-async def twilio(settings: Settings) -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio() as fake:
-        settings.sms_provider = "twilio"
-        settings.twilio_base_url = fake.base_url
-        settings.twilio_account_sid = fake.account_sid
-        settings.twilio_auth_token = fake.auth_token
-        settings.twilio_from = "+447700900999"
-        yield fake
 
 
 async def test_twilios_opt_out_error_is_recorded_as_an_opt_out_and_shown_on_the_report(

@@ -7,12 +7,11 @@ import hashlib
 import re
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 from aiohttp import web
 
 from contracts.v1 import NotifyPatient, SmsReceipt, utcnow
@@ -308,17 +307,6 @@ async def test_undelivered_receipt_fails_the_report_with_the_carrier_code(
 
 
 # --- Twilio ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def twilio(settings: Settings) -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio() as fake:
-        settings.sms_provider = "twilio"
-        settings.twilio_base_url = fake.base_url
-        settings.twilio_account_sid = fake.account_sid
-        settings.twilio_auth_token = fake.auth_token
-        settings.twilio_from = "+447700900999"
-        yield fake
 
 
 async def test_twilio_gets_the_sms_with_credentials_sender_and_status_callback(

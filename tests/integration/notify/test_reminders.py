@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -28,15 +28,10 @@ LINK = re.compile(r"/r/([A-Za-z0-9_-]{43})")
 
 
 @pytest.fixture
-async def twilio(settings: Settings) -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio() as fake:
-        settings.sms_provider = "twilio"
-        settings.twilio_base_url = fake.base_url
-        settings.twilio_account_sid = fake.account_sid
-        settings.twilio_auth_token = fake.auth_token
-        settings.twilio_from = "+447700900999"
-        settings.reminder_days_before_expiry = 3
-        yield fake
+def twilio(twilio: FakeTwilio, settings: Settings) -> FakeTwilio:
+    """Twilio, with reminders three days before a link expires."""
+    settings.reminder_days_before_expiry = 3
+    return twilio
 
 
 @pytest.fixture

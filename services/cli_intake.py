@@ -1,0 +1,125 @@
+"""`resultflow intake check FILE [--profile NAME] [--region CC]`: what intake would make of a
+file, without storing or sending anything. Prints one JSON object:
+
+    {"kind": "sheet", "reports": [...], "rejected": [{"row", "column", "reason"}],
+     "skipped": [{"row", "reason"}], "error": null}
+
+exit 0 when the file could be read (rows may still be rejected), 1 with `error` set when the
+file is refused. Each kind of file registers a reader in `READERS` (first whose `detect`
+says yes wins; sheets are the fallback): HL7 v2 and FHIR intake plug in there."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Options:
+    region: str
+    profile: str | None
+    today: date
+
+
+@dataclass(frozen=True)
+class Reader:
+    kind: str
+    detect: Callable[[bytes, str], bool]
+    check: Callable[[bytes, str, Options], dict[str, Any]]
+
+
+READERS: list[Reader] = []
+
+
+def register(reader: Reader) -> None:
+    """Add a kind of file (insert before the sheet reader, which accepts anything)."""
+    READERS.insert(max(len(READERS) - 1, 0), reader)
+
+
+def add_commands(commands: Any) -> None:
+    intake = commands.add_parser("intake", help="try a results file without storing it")
+    actions = intake.add_subparsers(dest="action", required=True)
+    check = actions.add_parser("check", help="read a sheet; JSON; exit 1 if refused")
+    check.add_argument("file", type=Path)
+    check.add_argument("--profile", help="the lab's sheet profile (date order, columns)")
+    check.add_argument("--region", help="country for numbers without a country code")
+
+
+def report_json(draft: Any) -> dict[str, Any]:
+    """A report draft as `intake check` prints it."""
+    patient = draft.patient
+    key = draft.source_key
+    return {
+        "patient": {
+            "patient_id": patient.patient_id,
+            "name": patient.name,
+            "date_of_birth": patient.date_of_birth.isoformat(),
+            "phone": patient.phone,
+        },
+        "accession": key.removeprefix("lis:") if key.startswith("lis:") else None,
+        "source_key": key,
+        "sample_date": draft.sample_date.isoformat(),
+        "results": [r.model_dump(mode="json") for r in draft.results],
+        "corrected": False,
+    }
+
+
+def check_sheet(data: bytes, filename: str, options: Options) -> dict[str, Any]:
+    from services.ingest import adapters, logic
+
+    if options.profile:
+        raise logic.SheetError(f"sheet profile '{options.profile}' is not known")
+    table = adapters.read_sheet(data, filename)
+    outcome = logic.group_rows(
+        table.header, table.rows, options.region, options.today, row_numbers=table.row_numbers
+    )
+    labels = sorted(logic.LABELS.values(), key=len, reverse=True)
+    return {
+        "reports": [report_json(d) for d in outcome.drafts],
+        "rejected": [
+            {
+                "row": r.row,
+                "column": next((c for c in labels if r.reason.startswith(c)), ""),
+                "reason": r.reason,
+            }
+            for r in outcome.rejected
+        ],
+        "skipped": [{"row": s.row, "reason": s.reason} for s in table.skipped],
+    }
+
+
+READERS.append(Reader("sheet", lambda data, name: True, check_sheet))
+
+
+def check_file(path: Path, options: Options) -> tuple[dict[str, Any], int]:
+    """The JSON answer for one file and the exit status."""
+    from services.ingest.errors import SheetError
+
+    data = path.read_bytes()
+    reader = next(r for r in READERS if r.detect(data, path.name))
+    answer: dict[str, Any] = {"kind": reader.kind, "reports": [], "rejected": [], "skipped": []}
+    try:
+        answer.update(reader.check(data, path.name, options))
+    except (SheetError, ValueError) as error:
+        answer["error"] = str(error)
+        return answer, 1
+    answer["error"] = None
+    return answer, 0
+
+
+def run(args: argparse.Namespace) -> None:
+    from services.infra.settings import get_settings
+
+    if not args.file.is_file():
+        print(json.dumps({"kind": None, "error": f"no such file: {args.file}"}))
+        sys.exit(1)
+    region = (args.region or get_settings().default_region).upper()
+    answer, status = check_file(args.file, Options(region, args.profile, date.today()))
+    print(json.dumps(answer, ensure_ascii=False, indent=1))
+    sys.exit(status)

@@ -1,0 +1,45 @@
+"""`resultflow intake check`: what intake would make of a file, as one JSON object."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from devtools.demo import demo_rows, sheet_of
+from services.cli import main
+
+
+def check(path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    with pytest.raises(SystemExit) as exit_:
+        main(["intake", "check", str(path), *args])
+    return int(exit_.value.code or 0), json.loads(capsys.readouterr().out)
+
+
+def test_intake_check_prints_the_reports_and_rejected_rows_of_a_sheet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = demo_rows(2, sample_date=date(2026, 11, 20))
+    rows[3][4] = "12345"  # a phone number that is no number
+    path = tmp_path / "export.xlsx"
+    path.write_bytes(sheet_of(rows))
+    status, answer = check(path, capsys, "--region", "GB")
+    assert status == 0 and answer["kind"] == "sheet" and answer["error"] is None
+    first = answer["reports"][0]
+    assert first["patient"]["phone"].startswith("+44")
+    assert first["sample_date"] == "2026-11-20" and first["corrected"] is False
+    assert set(first["results"][0]) == {"test", "value", "unit", "reference_range", "flag"}
+    [rejected] = answer["rejected"]
+    assert (rejected["row"], rejected["column"]) == (5, "Phone")
+
+
+def test_intake_check_of_a_refused_file_exits_1_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "notes.csv"
+    path.write_text("just;some;notes\n1;2;3\n")
+    status, answer = check(path, capsys)
+    assert status == 1
+    assert answer["reports"] == [] and "no header row found" in answer["error"]
