@@ -136,6 +136,9 @@ class IngestBatch(Message):
     batch_id: Identifier
     lab_id: Identifier
     file_id: Identifier = Field(description="GridFS id of the uploaded sheet.")
+    profile: str | None = Field(
+        None, max_length=60, description="The lab's sheet profile to read it with; none: the usual."
+    )
 
 
 class IngestLisResult(Message):

@@ -11,6 +11,7 @@ says yes wins; sheets are the fallback): HL7 v2 and FHIR intake plug in there.""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Callable
@@ -25,6 +26,8 @@ class Options:
     region: str
     profile: str | None
     today: date
+    # The profile itself (a SheetProfile), loaded from MongoDB by `run`; None: the usual.
+    sheet_profile: Any = None
 
 
 @dataclass(frozen=True)
@@ -71,14 +74,11 @@ def report_json(draft: Any) -> dict[str, Any]:
 
 
 def check_sheet(data: bytes, filename: str, options: Options) -> dict[str, Any]:
-    from services.ingest import adapters, logic
+    from services.ingest import adapters, logic, profiles
 
-    if options.profile:
-        raise logic.SheetError(f"sheet profile '{options.profile}' is not known")
-    table = adapters.read_sheet(data, filename)
-    outcome = logic.group_rows(
-        table.header, table.rows, options.region, options.today, row_numbers=table.row_numbers
-    )
+    profile = options.sheet_profile
+    table = adapters.read_sheet(data, filename, profile)
+    outcome = profiles.group(table, profile, options.region, options.today)
     labels = sorted(logic.LABELS.values(), key=len, reverse=True)
     return {
         "reports": [report_json(d) for d in outcome.drafts],
@@ -91,6 +91,8 @@ def check_sheet(data: bytes, filename: str, options: Options) -> dict[str, Any]:
             for r in outcome.rejected
         ],
         "skipped": [{"row": s.row, "reason": s.reason} for s in table.skipped],
+        "unknown_columns": table.unknown,
+        "profile": profile.name if profile else None,
     }
 
 
@@ -113,13 +115,33 @@ def check_file(path: Path, options: Options) -> tuple[dict[str, Any], int]:
     return answer, 0
 
 
+async def _load_profile(settings: Any, name: str) -> Any:
+    """The lab's sheet profile of that name, or why there is none (a string)."""
+    from services.infra.database import connect
+    from services.infra.sheet_profiles import ProfileNotFound, SheetProfiles
+
+    client, db = connect(settings)
+    try:
+        return await SheetProfiles(db).get(settings.lab_id, name)
+    except ProfileNotFound as error:
+        return str(error)
+    finally:
+        await client.close()
+
+
 def run(args: argparse.Namespace) -> None:
     from services.infra.settings import get_settings
 
     if not args.file.is_file():
         print(json.dumps({"kind": None, "error": f"no such file: {args.file}"}))
         sys.exit(1)
-    region = (args.region or get_settings().default_region).upper()
-    answer, status = check_file(args.file, Options(region, args.profile, date.today()))
+    settings = get_settings()
+    profile = asyncio.run(_load_profile(settings, args.profile)) if args.profile else None
+    if isinstance(profile, str):
+        print(json.dumps({"kind": None, "error": profile}))
+        sys.exit(1)
+    region = (args.region or (profile and profile.region) or settings.default_region).upper()
+    options = Options(region, args.profile, date.today(), profile)
+    answer, status = check_file(args.file, options)
     print(json.dumps(answer, ensure_ascii=False, indent=1))
     sys.exit(status)

@@ -60,9 +60,13 @@ def run(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
-if __name__ == "__main__":  # the dashboard's preview: `python -m services.cli_templates IN OUT`
+# The dashboard's preview: `python -m services.cli_templates IN OUT [MAPPING]`.
+if __name__ == "__main__":
     run(
         argparse.Namespace(
-            action="preview", file=Path(sys.argv[1]), out=Path(sys.argv[2]), mapping=None
+            action="preview",
+            file=Path(sys.argv[1]),
+            out=Path(sys.argv[2]),
+            mapping=Path(sys.argv[3]) if len(sys.argv) > 3 else None,
         )
     )

@@ -31,6 +31,7 @@ const services = {
       ["audit", ["find", "insert"]],
       ["fs.files", ["find"]],
       ["fs.chunks", ["find"]],
+      ["sheet_profiles", ["find"]],
     ],
   },
   "resultflow-render": {
@@ -38,6 +39,7 @@ const services = {
     privileges: [
       ["reports", ["find", "update"]],
       ["templates", ["find"]],
+      ["template_rules", ["find"]],
       ["fs.files", ["find", "insert", "listIndexes"]],
       ["fs.chunks", ["find", "insert", "listIndexes"]],
     ],
@@ -78,6 +80,8 @@ const services = {
       ["sms_opt_outs", ["find", "insert", "update"]],
       ["dead_letters", ["find", "insert", "update"]],
       ["templates", ["find", "insert", "update"]],
+      ["template_rules", ["find", "insert", "update"]],
+      ["sheet_profiles", ["find", "insert", "update"]],
       ["fs.files", ["find", "insert", "listIndexes"]],
       ["fs.chunks", ["find", "insert", "listIndexes"]],
     ],

@@ -79,3 +79,34 @@ class ReplayAll(RequestModel):
 
 class ReplayAllResult(ApiModel):
     replayed: int
+
+
+class TemplateLint(ApiModel):
+    ok: bool = Field(description="Passed the check: the version may be made active.")
+    placeholders: list[str] = Field(description="Every field the template uses.")
+    unknown: list[str] = Field(description="Used but neither a report field nor mapped.")
+    missing_required: list[str] = Field(description="Fields every report must show.")
+    problems: list[dict[str, str]] = Field(description="{part, reason}: what to fix.")
+
+
+class TemplateVersionView(ApiModel):
+    name: str
+    version: int
+    filename: str
+    sha256: str
+    uploaded_by: str
+    uploaded_at: datetime
+    active: bool
+    lint: TemplateLint
+    mapping: dict[str, dict[str, str]] = Field(description="placeholder -> {field} or {text}")
+
+
+class TemplateSummary(ApiModel):
+    name: str
+    active: int | None = Field(None, description="The version new reports use.")
+    versions: list[int] = Field(description="Newest first.")
+    lint_ok: dict[str, bool] = Field(description="Version (as text) -> whether it passed.")
+
+
+class TemplateList(ApiModel):
+    items: list[TemplateSummary]

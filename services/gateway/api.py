@@ -20,6 +20,8 @@ from services.gateway.admin_api_models import (
     NewUser,
     ReplayAll,
     ReplayAllResult,
+    TemplateList,
+    TemplateVersionView,
     UserActionBody,
     UserChanged,
     UserList,
@@ -56,6 +58,7 @@ from services.gateway.queries import (
     ReportQueries,
     page_number,
 )
+from services.gateway.template_api import TemplateApi
 from services.gateway.users import PAGE_ACTIONS, UserApi
 from services.gateway.web import (
     USER,
@@ -88,6 +91,7 @@ class ApiHandlers:
         self._rules = ReleaseRuleStore(resources.db)
         self.users = UserApi(resources)
         self.dead_letters = DeadLetterApi(resources)
+        self.templates = TemplateApi(resources)
 
     async def openapi(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(document(OPERATIONS, PREFIX))
@@ -290,6 +294,14 @@ OPERATIONS: tuple[Operation, ...] = (
               "waiting dead letter (of one queue)", body=ReplayAll, response=ReplayAllResult),
     Operation("GET", "/audit", "list_audit", "The audit trail, newest first (admins)",
               response=AuditList, query=(*AUDIT_FILTERS, "page"), errors=(400,)),
+    Operation("GET", "/templates", "templates.list", "Report templates: versions, the active "
+              "one, whether each passed the check (admins)", response=TemplateList),
+    Operation("POST", "/templates", "templates.upload", "Upload a .docx as the next version "
+              "of `name`; answers its check", response=TemplateVersionView, status=201,
+              multipart_file="file", multipart_fields=("name",), errors=(400,)),
+    Operation("POST", "/templates/{name}/{version}/activate", "templates.activate", "Make a "
+              "version the one new reports use (409: it did not pass the check)",
+              response=TemplateVersionView, errors=(404, 409)),
 )  # fmt: skip
 
 

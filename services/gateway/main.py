@@ -34,12 +34,14 @@ from services.gateway.portal import setup_portal
 from services.gateway.redriver import setup_redriver
 from services.gateway.review import setup_review
 from services.gateway.template_pages import setup_templates
+from services.gateway.template_rule_pages import setup_template_rules
 from services.gateway.users import setup_users
 from services.gateway.verify import setup_verify
 from services.gateway.web import RedactingAccessLogger, body_limits, setup_pages
 from services.gateway.webhooks import setup_webhooks
 from services.infra.audit import Audit
 from services.infra.service import Resources
+from services.infra.template_rules import TemplateRuleStore
 from services.infra.templates import TemplateStore
 
 
@@ -61,6 +63,7 @@ def create_app(resources: Resources | None = None) -> web.Application:
     setup_portal(app, resources)
     setup_verify(app, resources)
     setup_templates(app, TemplateStore(resources.db), Audit(resources.db))
+    setup_template_rules(app, TemplateRuleStore(resources.db), Audit(resources.db))
     setup_webhooks(app, resources)
     setup_fhir(app, resources)
     setup_ops(app, resources)

@@ -36,6 +36,7 @@ class Operation:
     status: int = 200
     query: tuple[str, ...] = ()
     multipart_file: str = ""  # the form field of an uploaded file
+    multipart_fields: tuple[str, ...] = ()  # text fields sent with it
     errors: tuple[int, ...] = ()
     choices: tuple[tuple[str, tuple[str, ...]], ...] = ()  # path parameters with fixed values
 
@@ -119,8 +120,11 @@ def _operation(operation: Operation) -> dict[str, Any]:
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
-                        "properties": {field: {"type": "string", "format": "binary"}},
-                        "required": [field],
+                        "properties": {
+                            field: {"type": "string", "format": "binary"},
+                            **{f: {"type": "string"} for f in operation.multipart_fields},
+                        },
+                        "required": [field, *operation.multipart_fields],
                     }
                 }
             },

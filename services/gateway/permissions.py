@@ -122,6 +122,12 @@ ROUTE_ACTIONS: Mapping[tuple[str, str], Action] = {
     ("GET", "/templates/{name}"): Action.MANAGE_TEMPLATES,
     ("POST", "/templates/{name}/{version}/activate"): Action.MANAGE_TEMPLATES,
     ("GET", "/templates/{name}/{version}/preview.pdf"): Action.MANAGE_TEMPLATES,
+    ("POST", "/templates/{name}/{version}/mapping"): Action.MANAGE_TEMPLATES,
+    ("GET", "/template-rules"): Action.MANAGE_TEMPLATES,
+    ("POST", "/template-rules"): Action.MANAGE_TEMPLATES,
+    ("GET", f"{A}/templates"): Action.MANAGE_TEMPLATES,
+    ("POST", f"{A}/templates"): Action.MANAGE_TEMPLATES,
+    ("POST", f"{A}/templates/{{name}}/{{version}}/activate"): Action.MANAGE_TEMPLATES,
     ("PUT", f"{A}/release-rules"): Action.MANAGE_RULES,
     # the audit trail
     ("GET", "/audit"): Action.VIEW_AUDIT,

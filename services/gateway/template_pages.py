@@ -5,6 +5,7 @@ data as a PDF, and choose the active version. Audited as `template.*`."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ from aiohttp import web
 from services.gateway import logic
 from services.gateway.web import USER, client_detail, render
 from services.infra.audit import Audit, staff
+from services.infra.template_context import MAPPABLE, mapping_from_form, own_placeholders
 from services.infra.template_lint import lint
 from services.infra.templates import TemplateError, TemplateStore, name_problem
 
@@ -60,7 +62,24 @@ class TemplatePages:
         versions = await self._store.versions(name)
         if not versions:
             raise web.HTTPNotFound(text="No template of that name.")
-        return render(request, "template.html", {"name": name, "versions": versions})
+        own = {v["version"]: own_placeholders(v["lint"].get("placeholders", [])) for v in versions}
+        context = {"name": name, "versions": versions, "own": own, "fields": MAPPABLE}
+        return render(request, "template.html", context)
+
+    async def map_fields(self, request: web.Request) -> web.StreamResponse:
+        """Save a version's mapping of its own placeholders, and check it again with it."""
+        name, version = request.match_info["name"], _version(request)
+        document = await self._store.get(name, version)
+        if document is None:
+            raise web.HTTPNotFound(text="No such template version.")
+        mapping = mapping_from_form(await request.post(), document["lint"]["placeholders"])
+        data = await self._store.data(document)
+        result = await asyncio.to_thread(lint, data, mapping)
+        await self._store.set_mapping(name, version, mapping, result.as_dict())
+        detail = {**client_detail(request), "template": name, "version": version}
+        detail["mapping"] = mapping
+        await self._audit.write(staff(request[USER]), "template.mapped", None, detail)
+        raise web.HTTPSeeOther(f"/templates/{name}#v{version}")
 
     async def activate(self, request: web.Request) -> web.StreamResponse:
         name, version = request.match_info["name"], _version(request)
@@ -84,8 +103,11 @@ class TemplatePages:
         with tempfile.TemporaryDirectory() as folder:
             source, target = Path(folder) / "t.docx", Path(folder) / "preview.pdf"
             source.write_bytes(data)
+            mapping = Path(folder) / "mapping.json"
+            mapping.write_text(json.dumps(document["mapping"]))
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "services.cli_templates", str(source), str(target),
+                str(mapping),
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
             try:
@@ -120,3 +142,4 @@ def setup_templates(app: web.Application, store: TemplateStore, audit: Audit) ->
     r.add_get("/templates/{name}", pages.versions)
     r.add_post("/templates/{name}/{version}/activate", pages.activate)
     r.add_get("/templates/{name}/{version}/preview.pdf", pages.preview)
+    r.add_post("/templates/{name}/{version}/mapping", pages.map_fields)

@@ -128,7 +128,7 @@ SMALL_BODY_ROUTES = frozenset(
         "/webhooks/twilio/status",
     }
 )
-UPLOAD_ROUTES = frozenset({"/upload", "/api/v1/batches", "/templates"})
+UPLOAD_ROUTES = frozenset({"/upload", "/api/v1/batches", "/templates", "/api/v1/templates"})
 
 
 def body_limit(route: str, upload_limit: int) -> int:

@@ -60,4 +60,5 @@ async def ensure_indexes(db: Database) -> None:
     await db.audit.create_index([("at", DESCENDING)])  # the audit page, newest first
     await db.dead_letters.create_index([("state", ASCENDING), ("last_failed_at", DESCENDING)])
     await db.outbox.create_index("to")
+    await db.sheet_profiles.create_index([("lab_id", ASCENDING), ("name", ASCENDING)], unique=True)
     await db.templates.create_index([("name", ASCENDING), ("version", DESCENDING)])

@@ -31,8 +31,14 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "rejected_messages": (FIND, INSERT, UPDATE),  # the reason is upserted
         "audit": APPEND_ONLY,  # corrections
         **FILES_READ,  # the uploaded sheet
+        "sheet_profiles": (FIND,),  # the profile chosen at upload
     },
-    "render": {"reports": (FIND, UPDATE), "templates": (FIND,), **FILES_WRITE},  # the .docx
+    "render": {
+        "reports": (FIND, UPDATE),
+        "templates": (FIND,),
+        "template_rules": (FIND,),  # which template a report uses
+        **FILES_WRITE,  # the .docx
+    },
     "convert": {"reports": (FIND, UPDATE), **FILES_WRITE},  # reads the .docx, stores the PDF
     "notify": {
         "reports": (FIND, UPDATE),  # status, access link, holds
@@ -57,6 +63,8 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "sms_opt_outs": (FIND, INSERT, UPDATE),  # STOP / START replies (inbound webhooks)
         "dead_letters": (FIND, INSERT, UPDATE),  # kept, replayed or discarded; never removed
         "templates": (FIND, INSERT, UPDATE),  # versions are kept, never removed
+        "template_rules": (FIND, INSERT, UPDATE),  # replaced whole by an admin
+        "sheet_profiles": (FIND, INSERT, UPDATE),  # edited by staff, never removed
         **FILES_WRITE,  # uploads and templates; reads PDFs for the portal
     },
 }

@@ -316,6 +316,8 @@ OWNERS: dict[str, str] = {
     "sms_opt_outs": "services.infra.opt_outs",
     "dead_letters": "services.infra.dead_letters",
     "templates": "services.infra.templates",
+    "template_rules": "services.infra.template_rules",
+    "sheet_profiles": "services.infra.sheet_profiles",
 }
 
 

@@ -119,6 +119,25 @@ def apply_mapping(context: dict[str, Any], mapping: dict[str, dict[str, str]]) -
     return {**context, **extra}
 
 
+def own_placeholders(placeholders: list[str]) -> list[str]:
+    """The lab's own placeholders (`{{ patient_name }}`): plain names that are no report
+    field, each of which may be mapped to a field or a fixed text."""
+    return [p for p in placeholders if p.isidentifier() and p not in TOP_LEVEL]
+
+
+def mapping_from_form(form: Any, placeholders: list[str]) -> dict[str, dict[str, str]]:
+    """A version's mapping from the form of its page: `map:<p>` is a field path, `text` (then
+    `text:<p>` is the fixed text) or empty (not mapped)."""
+    mapping: dict[str, dict[str, str]] = {}
+    for name in own_placeholders(placeholders):
+        choice = str(form.get(f"map:{name}", "")).strip()
+        if choice in MAPPABLE:
+            mapping[name] = {"field": choice}
+        elif choice == "text":
+            mapping[name] = {"text": str(form.get(f"text:{name}", ""))[:500]}
+    return mapping
+
+
 def fields_table() -> str:
     """The Markdown table of docs/templates.md."""
     rows = ["| field | type | example | meaning |", "|---|---|---|---|"]

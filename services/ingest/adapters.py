@@ -7,18 +7,21 @@ from __future__ import annotations
 
 from contracts.v1 import utcnow
 from services.infra.database import Database
-from services.ingest import layout, sheet_reader
+from services.infra.sheet_profiles import SheetProfile
+from services.ingest import layout, profiles, sheet_reader
 from services.ingest.errors import SheetError
 
 MAX_ROWS = 50_000
 
 
-def read_sheet(data: bytes, filename: str) -> layout.Table:
-    """The results table of an upload: header found, merged cells filled, footers skipped."""
+def read_sheet(data: bytes, filename: str, profile: SheetProfile | None = None) -> layout.Table:
+    """The results table of an upload: header found (with the profile's column names and
+    layout), merged cells filled, footers skipped."""
     sheets = sheet_reader.read_workbook(data, filename)
     if not any(any(c is not None for c in row) for sheet in sheets for row in sheet.rows):
         raise SheetError(f"'{filename}' has no rows")
-    table = layout.locate(sheets, filename)
+    layout_name = profile.layout if profile else "auto"
+    table = layout.locate(sheets, filename, profiles.columns(profile), layout_name)
     if len(set(table.row_numbers)) > MAX_ROWS:
         raise SheetError(f"'{filename}' has more than {MAX_ROWS} rows; split it into batches")
     return table

@@ -23,7 +23,8 @@ from services.infra.broker import publish
 from services.infra.documents import BatchStatus, LisSource, ReportDocument, SheetSource
 from services.infra.errors import PermanentError
 from services.infra.service import Resources
-from services.ingest import adapters, logic, versions
+from services.infra.sheet_profiles import ProfileNotFound, SheetProfile, SheetProfiles
+from services.ingest import adapters, logic, profiles, versions
 from services.ingest.versions import Arrival
 
 log = structlog.get_logger()
@@ -39,6 +40,7 @@ class IngestHandlers:
         self._batches = Batches(resources.db)
         self._rejected_messages = adapters.RejectedMessages(resources.db)
         self._audit = Audit(resources.db)
+        self._profiles = SheetProfiles(resources.db)
 
     def _refuse_unknown_lab(self, lab_id: str, what: str) -> None:
         if reason := logic.unknown_lab(lab_id, self._resources.settings.configured_lab_ids):
@@ -56,10 +58,16 @@ class IngestHandlers:
             upload = await self._resources.files.get(message.file_id)
         except NoFile:
             raise PermanentError("the uploaded file is missing from the file store") from None
+        profile = None
+        if message.profile:
+            try:
+                profile = await self._profiles.get(message.lab_id, message.profile)
+            except ProfileNotFound as error:
+                raise PermanentError(str(error)) from None
         # Parsing a big sheet takes seconds: off the event loop, so the broker connection
         # (heartbeats, other consumers) stays alive.
         try:
-            outcome = await asyncio.to_thread(self._read, upload.data, batch["filename"])
+            outcome = await asyncio.to_thread(self._read, upload.data, batch["filename"], profile)
         except logic.SheetError as error:
             raise PermanentError(str(error)) from None
 
@@ -115,15 +123,10 @@ class IngestHandlers:
             corrections=len(corrections),
         )
 
-    def _read(self, data: bytes, filename: str) -> logic.SheetOutcome:
-        table = adapters.read_sheet(data, filename)
-        return logic.group_rows(
-            table.header,
-            table.rows,
-            self._resources.settings.default_region,
-            utcnow().date(),
-            row_numbers=table.row_numbers,
-        )
+    def _read(self, data: bytes, filename: str, profile: SheetProfile | None) -> logic.SheetOutcome:
+        table = adapters.read_sheet(data, filename, profile)
+        region = self._resources.settings.default_region
+        return profiles.group(table, profile, region, utcnow().date())
 
     async def ingest_lis_result(self, message: IngestLisResult) -> None:
         self._refuse_unknown_lab(message.lab_id, f"LIS message {message.message_id}")

@@ -7,6 +7,7 @@ Pure: cells in, a `Table` out."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,8 @@ class Table:
     row_numbers: list[int]
     layout: str = "long"
     skipped: list[Skipped] = field(default_factory=list)
+    # Header cells no field is read from (long layout): shown to staff, never silently lost.
+    unknown: list[str] = field(default_factory=list)
 
 
 def fill_merged(sheet: RawSheet) -> None:
@@ -60,28 +63,37 @@ def fill_merged(sheet: RawSheet) -> None:
                 row[c] = value
 
 
-def header_fields(cells: list[Any]) -> dict[str, int]:
+def header_fields(
+    cells: list[Any], columns: Mapping[str, tuple[str, ...]] = COLUMNS
+) -> dict[str, int]:
     positions: dict[str, int] = {}
     for index, cell in enumerate(cells):
         name = normalise_header(cell)
-        for field_name, aliases in COLUMNS.items():
+        for field_name, aliases in columns.items():
             if name in aliases and field_name not in positions:
                 positions[field_name] = index
     return positions
 
 
-def locate(sheets: list[RawSheet], filename: str) -> Table:
-    """The results table of a workbook; SheetError says where it looked when none is found."""
+def locate(
+    sheets: list[RawSheet],
+    filename: str,
+    columns: Mapping[str, tuple[str, ...]] = COLUMNS,
+    layout: str = "auto",
+) -> Table:
+    """The results table of a workbook; SheetError says where it looked when none is found.
+    `columns` and `layout` ("auto", "long" or "wide") are the sheet profile's."""
     best: tuple[int, str, int, dict[str, int]] | None = None
     for sheet in sheets:
         for index, cells in enumerate(sheet.rows[:HEADER_SEARCH_ROWS]):
-            found = header_fields(cells)
-            if all(f in found for f in REQUIRED):
+            found = header_fields(cells, columns)
+            if layout != "wide" and all(f in found for f in REQUIRED):
                 fill_merged(sheet)
                 return long_table(sheet, index, found)
-            if all(f in found for f in WIDE_REQUIRED) and "test" not in found:
+            wide = all(f in found for f in WIDE_REQUIRED)
+            if wide and (layout == "wide" or (layout == "auto" and "test" not in found)):
                 fill_merged(sheet)
-                return wide_table(sheet, index, found)
+                return wide_table(sheet, index, found, columns)
             if best is None or len(found) > best[0]:
                 best = (len(found), sheet.name, index, found)
     names = ", ".join(f"'{s.name}'" for s in sheets) or "none"
@@ -111,7 +123,9 @@ def _skip_reason(cells: list[Any]) -> str | None:
 
 def long_table(sheet: RawSheet, header_index: int, found: dict[str, int]) -> Table:
     header = [text(c) for c in sheet.rows[header_index]]
-    table = Table(sheet.name, header, [], [])
+    used = set(found.values())
+    unknown = [h for i, h in enumerate(header) if h and i not in used]
+    table = Table(sheet.name, header, [], [], unknown=unknown)
     for offset, cells in enumerate(sheet.rows[header_index + 1 :]):
         number = header_index + 2 + offset
         reason = _skip_reason(cells)
@@ -124,16 +138,22 @@ def long_table(sheet: RawSheet, header_index: int, found: dict[str, int]) -> Tab
     return table
 
 
-def wide_table(sheet: RawSheet, header_index: int, found: dict[str, int]) -> Table:
+def wide_table(
+    sheet: RawSheet,
+    header_index: int,
+    found: dict[str, int],
+    columns: Mapping[str, tuple[str, ...]] = COLUMNS,
+) -> Table:
     """One row per patient and sample, one column per test: a long row per filled test cell.
     A "Unit" or "Reference range" row right under the header (or "Glucose (mmol/L)" in the
     header itself) gives each test its unit and range."""
     cells = sheet.rows[header_index]
     known = set(found.values())
+    aliases = {alias for names in columns.values() for alias in names}
     tests: dict[int, dict[str, str]] = {}
     for index, cell in enumerate(cells):
         name = text(cell)
-        if index in known or not name or normalise_header(name) in _ALL_ALIASES:
+        if index in known or not name or normalise_header(name) in aliases:
             continue
         match = _UNIT_IN_HEADER.match(name)
         tests[index] = (
@@ -177,9 +197,6 @@ def wide_table(sheet: RawSheet, header_index: int, found: dict[str, int]) -> Tab
                 table.row_numbers.append(number)
     _drop_trailing_blanks(table)
     return table
-
-
-_ALL_ALIASES = {alias for aliases in COLUMNS.values() for alias in aliases}
 
 
 def _drop_trailing_blanks(table: Table) -> None:

@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
-from contracts.v1 import IngestLisResult, LabResult, Patient, ReportStatus
+from contracts.v1 import Flag, IngestLisResult, LabResult, Patient, ReportStatus
 from services.infra.documents import (
     DuplicateEntry,
     LisSource,
@@ -118,12 +118,14 @@ def normalise_header(header: object) -> str:
     return re.sub(r"[\s_]+", " ", str(header or "")).strip().lower()
 
 
-def map_columns(headers: Iterable[object]) -> dict[str, int]:
+def map_columns(
+    headers: Iterable[object], columns: Mapping[str, tuple[str, ...]] = COLUMNS
+) -> dict[str, int]:
     """field -> column index; raises SheetError naming every required column not found."""
     positions: dict[str, int] = {}
     for index, header in enumerate(headers):
         name = normalise_header(header)
-        for field_name, aliases in COLUMNS.items():
+        for field_name, aliases in columns.items():
             if name in aliases and field_name not in positions:
                 positions[field_name] = index
     missing = [LABELS[f] for f in REQUIRED if f not in positions]
@@ -138,15 +140,21 @@ def map_columns(headers: Iterable[object]) -> dict[str, int]:
 
 
 def parse_row(
-    cells: Mapping[str, object], region: str, today: date, day_first: bool | None = None
+    cells: Mapping[str, object],
+    region: str,
+    today: date,
+    day_first: bool | None = None,
+    flags: Mapping[str, Flag] | None = None,
 ) -> tuple[Patient, date, LabResult]:
+    """One row's patient, sample date and result; `flags` is the profile's flag words."""
     for field_name in REQUIRED:
         if not text(cells.get(field_name)):
             raise RowError(f"{LABELS[field_name]} is empty")
     sex = SEX.get(text(cells.get("sex")).lower())
     if sex is None:
         raise RowError(f"Sex '{text(cells.get('sex'))}' is not one of F, M, U")
-    flag = parse_flag(cells.get("flag"))
+    word = text(cells.get("flag")).lower()
+    flag = flags[word] if flags and word in flags else parse_flag(cells.get("flag"))
     date_of_birth = parse_date(cells.get("date_of_birth"), "Date of birth", day_first)
     sample_date = parse_date(cells.get("sample_date"), "Sample date", day_first)
     check_dates(date_of_birth, sample_date, today)
@@ -204,11 +212,13 @@ def group_rows(
     *,
     row_numbers: Sequence[int] | None = None,
     day_first: bool | None = None,
+    columns: Mapping[str, tuple[str, ...]] = COLUMNS,
+    flags: Mapping[str, Flag] | None = None,
 ) -> SheetOutcome:
     """Validate every row and group the good ones into one draft per patient and sample.
     `row_numbers` are the sheet rows of `rows` (default: right under a header on row 1); in
     the wide layout several results share a row. `day_first` is the profile's date order."""
-    positions = map_columns(header)
+    positions = map_columns(header, columns)
     drafts: dict[str, ReportDraft] = {}
     rejected: list[RejectedRow] = []
     seen_rows: set[int] = set()
@@ -220,7 +230,7 @@ def group_rows(
         seen_rows.add(row_number)
         cells = {f: row[i] if i < len(row) else None for f, i in positions.items()}
         try:
-            patient, sample_date, result = parse_row(cells, region, today, day_first)
+            patient, sample_date, result = parse_row(cells, region, today, day_first, flags)
             key = sheet_source_key(patient.patient_id, sample_date)
             draft = drafts.get(key)
             if draft is None:

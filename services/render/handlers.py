@@ -10,6 +10,7 @@ from services.infra.broker import publish
 from services.infra.documents import ReportDocument
 from services.infra.errors import PermanentError
 from services.infra.service import Resources
+from services.infra.template_rules import TemplateRuleStore, choose_template
 from services.infra.verification import Verification, short_reference, verification_url
 from services.render import adapters, logic
 
@@ -22,6 +23,7 @@ class RenderHandlers:
     def __init__(self, resources: Resources, templates: adapters.Templates) -> None:
         self._resources = resources
         self.templates = templates
+        self._rules = TemplateRuleStore(resources.db)
         settings = resources.settings
         self.lab = logic.Lab(settings.lab_name, settings.lab_address, settings.lab_phone)
         self._base_url = settings.public_base_url
@@ -36,6 +38,9 @@ class RenderHandlers:
             return
 
         name = logic.template_name(report)
+        if name == logic.DEFAULT_TEMPLATE and report.get("template_version") is None:
+            # Not rendered before: the lab's choice rules pick by tests and language.
+            name = choose_template(await self._rules.get(), report) or name
         try:
             renderer = await self.templates.get(name, report.get("template_version"))
             context = logic.build_context(report, self.lab, utcnow().date())

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo import MongoClient
 
 from devtools.demo import demo_rows, sheet_of
 from services.cli import main
+from services.infra.settings import Settings, get_settings
 
 
 def check(path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -43,3 +46,33 @@ def test_intake_check_of_a_refused_file_exits_1_with_the_reason(
     status, answer = check(path, capsys)
     assert status == 1
     assert answer["reports"] == [] and "no header row found" in answer["error"]
+
+
+def test_intake_check_with_a_stored_profile_reads_the_labs_columns_and_names_unknown_ones(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.integration.ingest.test_sheet_profiles import SYSMEX, sysmex_sheet
+
+    with MongoClient[dict[str, Any]](settings.mongodb_uri) as client:
+        document: dict[str, Any] = {**SYSMEX.model_dump(mode="json"), "lab_id": settings.lab_id}
+        client[settings.mongodb_database].sheet_profiles.insert_one(document)
+    monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
+    monkeypatch.setenv("RESULTFLOW_MONGODB_DATABASE", settings.mongodb_database)
+    monkeypatch.setenv("RESULTFLOW_LAB_ID", settings.lab_id)
+    path = tmp_path / "sysmex.xlsx"
+    path.write_bytes(sysmex_sheet())
+    get_settings.cache_clear()
+    try:
+        status, answer = check(path, capsys, "--profile", "Sysmex")
+        missing_status, missing = check(path, capsys, "--profile", "Nope")
+    finally:
+        get_settings.cache_clear()
+    assert status == 0 and answer["profile"] == "Sysmex" and answer["rejected"] == []
+    [report] = answer["reports"]
+    assert report["patient"]["phone"] == "+33612345678"
+    assert report["patient"]["date_of_birth"] == "1980-04-03"
+    assert answer["unknown_columns"] == ["Ward"]
+    assert missing_status == 1 and missing["error"] == "sheet profile 'Nope' is not known"

@@ -17,7 +17,9 @@ from services.ingest.main import create_app
 from tests.support import drain, eventually, lis_message
 
 
-async def upload(resources: Resources, data: bytes, filename: str = "results.xlsx") -> str:
+async def upload(
+    resources: Resources, data: bytes, filename: str = "results.xlsx", profile: str | None = None
+) -> str:
     """What the gateway does on upload: store the sheet, record the batch, ask for ingest."""
     batch_id = uuid.uuid4().hex
     file_id = await resources.files.put(filename, data, {"kind": "upload"})
@@ -33,7 +35,13 @@ async def upload(resources: Resources, data: bytes, filename: str = "results.xls
     )
     await publish(
         resources.broker,
-        IngestBatch(batch_id=batch_id, lab_id="demo-lab", file_id=file_id, correlation_id=batch_id),
+        IngestBatch(
+            batch_id=batch_id,
+            lab_id="demo-lab",
+            file_id=file_id,
+            correlation_id=batch_id,
+            profile=profile,
+        ),
     )
     return batch_id
 

@@ -13,8 +13,10 @@ from contracts.v1 import RenderReport
 from services.infra.broker import publish
 from services.infra.database import Database
 from services.infra.service import Resources
+from services.infra.template_rules import TemplateRule, TemplateRuleStore
 from services.render.main import create_app
 from tests.support import drain, eventually, report_document
+from tests.template_files import lab_template
 
 RESULTS = [
     {
@@ -182,3 +184,20 @@ async def test_unknown_template_name_fails_the_report_with_its_name(
     assert failed["status"] == "failed"
     assert failed["failure_reason"] == "unknown report template '../../../etc/passwd'"
     assert [m["report_id"] for m in dead] == [report["_id"]]
+
+
+async def test_a_choice_rule_picks_the_template_by_a_result_s_test_and_is_recorded(
+    make_resources: Callable[[str], Resources], db: Database
+) -> None:
+    resources = make_resources("render")
+    rules = [TemplateRule(test="glucose", language="", template="diabetes")]
+    await TemplateRuleStore(db).put(rules, by="admin:admin")
+    report = await received_report(db)
+    diabetes = lab_template(body="Diabetes clinic report")
+    async with create_app(resources, templates={"diabetes": diabetes}):
+        await request_render(resources, report)
+        rendered = await eventually(lambda: status_is(db, report["_id"], "rendered", "failed"))
+        assert rendered["status"] == "rendered", rendered.get("failure_reason")
+        stored = await resources.files.get(rendered["docx_file_id"])
+    assert rendered["template"] == "diabetes"
+    assert "Diabetes clinic report" in docx_text(stored.data)
