@@ -48,7 +48,9 @@ def register(reader: Reader) -> None:
 def add_commands(commands: Any) -> None:
     intake = commands.add_parser("intake", help="try a results file without storing it")
     actions = intake.add_subparsers(dest="action", required=True)
-    check = actions.add_parser("check", help="read a sheet; JSON; exit 1 if refused")
+    check = actions.add_parser(
+        "check", help="read a sheet, an HL7 v2 message or a FHIR Bundle; JSON; exit 1 if refused"
+    )
     check.add_argument("file", type=Path)
     check.add_argument("--profile", help="the lab's sheet profile (date order, columns)")
     check.add_argument("--region", help="country for numbers without a country code")
@@ -97,6 +99,71 @@ def check_sheet(data: bytes, filename: str, options: Options) -> dict[str, Any]:
 
 
 READERS.append(Reader("sheet", lambda data, name: True, check_sheet))
+CHECK_LAB = "intake-check"  # reports are not stored: any lab id will do
+
+
+def lis_report_json(result: Any, corrected: bool) -> dict[str, Any]:
+    """An LIS result (from HL7 v2 or FHIR) as `intake check` prints a report."""
+    patient = result.patient
+    return {
+        "patient": {
+            "patient_id": patient.patient_id,
+            "name": patient.name,
+            "date_of_birth": patient.date_of_birth.isoformat(),
+            "phone": patient.phone,
+        },
+        "accession": result.accession,
+        "source_key": f"lis:{result.accession}",
+        "sample_date": result.sample_date.isoformat(),
+        "results": [r.model_dump(mode="json") for r in result.results],
+        "corrected": corrected,
+    }
+
+
+def _is_hl7(data: bytes, name: str) -> bool:
+    return data.lstrip(b"\x0b \r\n").startswith(b"MSH|") or name.lower().endswith(".hl7")
+
+
+def check_hl7(data: bytes, filename: str, options: Options) -> dict[str, Any]:
+    from services.ingest import hl7
+
+    try:
+        message = hl7.parse(data.strip(b"\x0b\x1c \r\n"))  # an MLLP block's framing too
+        results = hl7.to_results(message, CHECK_LAB, options.region)
+    except hl7.Hl7Error as error:
+        raise ValueError(str(error)) from None
+    # A corrected result (OBR-25 or OBX-11 "C") becomes a new version of its report.
+    corrected = any(
+        (segment[0][0] == "OBR" and hl7.value(segment, 25) == "C")
+        or (segment[0][0] == "OBX" and hl7.value(segment, 11) == "C")
+        for segment in message
+    )
+    return {"reports": [lis_report_json(r, corrected) for r in results]}
+
+
+def _is_fhir(data: bytes, name: str) -> bool:
+    head = data.lstrip()[:2000]
+    return head.startswith(b"{") and b'"resourceType"' in head and b"Bundle" in head
+
+
+def check_fhir(data: bytes, filename: str, options: Options) -> dict[str, Any]:
+    from services.infra import fhir_bundle
+
+    try:
+        bundle = json.loads(data)
+    except ValueError as error:
+        raise ValueError(f"not JSON: {error}") from None
+    results = fhir_bundle.to_results(bundle, CHECK_LAB, options.region)  # FhirError: refused
+    corrected = [
+        entry.get("resource", {}).get("status") == "corrected"
+        for entry in bundle.get("entry", [])
+        if entry.get("resource", {}).get("resourceType") == "DiagnosticReport"
+    ]
+    return {"reports": [lis_report_json(r, c) for r, c in zip(results, corrected, strict=False)]}
+
+
+register(Reader("hl7v2", _is_hl7, check_hl7))
+register(Reader("fhir", _is_fhir, check_fhir))
 
 
 def check_file(path: Path, options: Options) -> tuple[dict[str, Any], int]:

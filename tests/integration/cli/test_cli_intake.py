@@ -76,3 +76,34 @@ def test_intake_check_with_a_stored_profile_reads_the_labs_columns_and_names_unk
     assert report["patient"]["date_of_birth"] == "1980-04-03"
     assert answer["unknown_columns"] == ["Ward"]
     assert missing_status == 1 and missing["error"] == "sheet profile 'Nope' is not known"
+
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def test_intake_check_reads_an_hl7_message_and_names_a_correction(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, answer = check(DATA / "hl7" / "oru_r01_v251.hl7", capsys, "--region", "GB")
+    assert (status, answer["kind"], answer["error"]) == (0, "hl7v2", None)
+    [report] = answer["reports"]
+    assert report["accession"] and report["patient"]["phone"].startswith("+")
+    assert report["corrected"] is False and report["results"]
+    status, answer = check(DATA / "hl7" / "oru_r01_v23_correction.hl7", capsys)
+    assert status == 0 and answer["reports"][0]["corrected"] is True
+
+
+def test_intake_check_refuses_an_hl7_message_without_a_mobile_naming_the_field(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, answer = check(DATA / "hl7" / "oru_r01_no_mobile.hl7", capsys)
+    assert status == 1 and answer["kind"] == "hl7v2" and answer["error"].startswith("PID-13")
+
+
+def test_intake_check_reads_a_fhir_bundle_and_names_what_is_wrong_in_a_broken_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, answer = check(DATA / "fhir" / "bundle_collection.json", capsys, "--region", "GB")
+    assert (status, answer["kind"]) == (0, "fhir") and len(answer["reports"]) == 1
+    status, answer = check(DATA / "fhir" / "bundle_broken.json", capsys)
+    assert status == 1 and "Bundle.entry" in answer["error"]
