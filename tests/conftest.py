@@ -11,7 +11,7 @@ import pytest
 from contracts import topology
 from services.infra.database import Database, connect, ensure_indexes
 from services.infra.service import Resources
-from services.infra.settings import Settings
+from services.infra.settings import Settings, get_settings
 from tests.support import mongodb_server, rabbitmq_vhost
 
 
@@ -75,3 +75,19 @@ def make_resources(settings: Settings, empty_queues: None) -> Callable[[str], Re
         return Resources(settings, make_broker(settings), client, database)
 
     return make
+
+
+@pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """`resultflow ...` run in this test reads these settings (its MongoDB database,
+    RabbitMQ vhost and lab) from the environment, as an operator's shell would give them."""
+    for name, value in (
+        ("MONGODB_URI", settings.mongodb_uri),
+        ("AMQP_URL", settings.amqp_url),
+        ("RESULTFLOW_MONGODB_DATABASE", settings.mongodb_database),
+        ("RESULTFLOW_LAB_ID", settings.lab_id),
+    ):
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield settings
+    get_settings.cache_clear()

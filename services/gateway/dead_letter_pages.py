@@ -75,6 +75,7 @@ class DeadLetterPages:
                 "queue": queue or "",
                 "state": state,
                 "states": STATES,
+                "page": page,
                 "prev_link": link(page - 1) if page > 1 else None,
                 "next_link": link(page + 1) if more else None,
                 "message": "",

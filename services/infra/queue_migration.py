@@ -50,29 +50,27 @@ async def migrate_outdated_queues(amqp_url: str) -> list[str]:
     return moved
 
 
-async def _exists(connection: AbstractConnection, name: str) -> bool:
+async def _declares(connection: AbstractConnection, name: str, **declare: Any) -> bool:
+    """Whether RabbitMQ accepts this declare. A refusal closes the channel, so each check
+    has its own."""
     channel = await connection.channel()
     try:
-        await channel.declare_queue(name, passive=True)
+        await channel.declare_queue(name, **declare)
         return True
-    except ChannelNotFoundEntity:
+    except (ChannelNotFoundEntity, ChannelPreconditionFailed):
         return False
     finally:
         if not channel.is_closed:
             await channel.close()
+
+
+async def _exists(connection: AbstractConnection, name: str) -> bool:
+    return await _declares(connection, name, passive=True)
 
 
 async def _current(connection: AbstractConnection, queue: topology.Queue) -> bool:
     """Whether the queue has the topology's arguments (declaring it when it is absent)."""
-    channel = await connection.channel()
-    try:
-        await channel.declare_queue(queue.name, durable=True, arguments=queue.arguments)
-        return True
-    except ChannelPreconditionFailed:
-        return False
-    finally:
-        if not channel.is_closed:
-            await channel.close()
+    return await _declares(connection, queue.name, durable=True, arguments=queue.arguments)
 
 
 async def _move_out(connection: AbstractConnection, queue: topology.Queue) -> None:

@@ -12,26 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from contracts.v1 import Flag, utcnow
 from services.infra.database import Database
 
-FIELDS = (
-    "patient_id",
-    "name",
-    "date_of_birth",
-    "sex",
-    "phone",
-    "sample_date",
-    "test",
-    "value",
-    "unit",
-    "reference_range",
-    "flag",
-)
 FieldName = Literal[
     "patient_id",
     "name",
@@ -45,6 +32,7 @@ FieldName = Literal[
     "reference_range",
     "flag",
 ]
+FIELDS: tuple[str, ...] = get_args(FieldName)
 NAME = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,59}$"
 
 

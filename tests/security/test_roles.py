@@ -18,7 +18,7 @@ from services.gateway.main import create_app
 from services.gateway.permissions import Role
 from services.infra.database import Database
 from services.infra.service import Resources
-from services.infra.settings import Settings, get_settings
+from services.infra.settings import Settings
 from tests.support import PASSWORD, log_in
 
 
@@ -88,21 +88,16 @@ async def test_pages_show_only_what_the_role_may_use(
     assert 'href="/upload"' not in nav and "vic (viewer)" in nav
 
 
+@pytest.mark.usefixtures("cli_env")
 def test_users_are_created_with_a_role_changed_and_disabled_from_the_command_line(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
-    monkeypatch.setenv("RESULTFLOW_MONGODB_DATABASE", settings.mongodb_database)
     monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
-    get_settings.cache_clear()
-    try:
-        main(["users", "create", "rita", "--role", "reviewer", "--password-stdin"])
-        main(["users", "set-role", "rita", "viewer"])
-        main(["users", "disable", "rita"])
-        with pytest.raises(SystemExit) as unknown:
-            main(["users", "disable", "nobody"])
-    finally:
-        get_settings.cache_clear()
+    main(["users", "create", "rita", "--role", "reviewer", "--password-stdin"])
+    main(["users", "set-role", "rita", "viewer"])
+    main(["users", "disable", "rita"])
+    with pytest.raises(SystemExit) as unknown:
+        main(["users", "disable", "nobody"])
     with MongoClient[dict[str, Any]](settings.mongodb_uri) as mongo:
         database = mongo[settings.mongodb_database]
         user = database.users.find_one({"username": "rita"})

@@ -17,7 +17,7 @@ from services.gateway.accounts_store import ApiTokens, create_user
 from services.gateway.main import create_app
 from services.infra.database import Database
 from services.infra.service import Resources
-from services.infra.settings import Settings, get_settings
+from services.infra.settings import Settings
 from tests.support import PASSWORD, browser_log_in, chromium
 
 NEW_PASSWORD = "a brand new passphrase 7"
@@ -113,20 +113,15 @@ async def test_the_api_manages_users_and_keeps_one_admin(
     assert "/users/{username}/{action}" in str(openapi["paths"])
 
 
+@pytest.mark.usefixtures("cli_env")
 def test_the_command_line_resets_a_password_and_a_second_factor(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
-    monkeypatch.setenv("RESULTFLOW_MONGODB_DATABASE", settings.mongodb_database)
     monkeypatch.setattr("sys.stdin", io.StringIO(f"{PASSWORD}\n"))
-    get_settings.cache_clear()
-    try:
-        main(["users", "create", "rita", "--role", "reviewer", "--password-stdin"])
-        main(["users", "reset-password", "rita"])
-        main(["users", "reset-mfa", "rita"])
-        main(["users", "list"])
-    finally:
-        get_settings.cache_clear()
+    main(["users", "create", "rita", "--role", "reviewer", "--password-stdin"])
+    main(["users", "reset-password", "rita"])
+    main(["users", "reset-mfa", "rita"])
+    main(["users", "list"])
     out = capsys.readouterr().out
     temporary = re.search(r"next login\): (\S+)", out)
     assert temporary and '"username": "rita"' in out

@@ -10,21 +10,16 @@ import pytest
 from pymongo import MongoClient
 
 from services.cli import main
-from services.infra.settings import Settings, get_settings
+from services.infra.settings import Settings
 from tests.support import report_document
 
 
+@pytest.mark.usefixtures("cli_env")
 def test_users_create_stores_only_an_argon2id_hash(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
-    monkeypatch.setenv("RESULTFLOW_MONGODB_DATABASE", settings.mongodb_database)
     monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
-    get_settings.cache_clear()
-    try:
-        main(["users", "create", "alice", "--password-stdin"])
-    finally:
-        get_settings.cache_clear()
+    main(["users", "create", "alice", "--password-stdin"])
     client: MongoClient[dict[str, Any]]
     with MongoClient(settings.mongodb_uri) as client:
         user = client[settings.mongodb_database].users.find_one({"username": "alice"})
@@ -34,39 +29,30 @@ def test_users_create_stores_only_an_argon2id_hash(
     assert "a long enough password" not in str(user)
 
 
+@pytest.mark.usefixtures("cli_env")
 def test_users_create_refuses_a_short_password_with_a_clear_message(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            main(["users", "create", "bob", "--password-stdin"])
-    finally:
-        get_settings.cache_clear()
+    with pytest.raises(SystemExit) as exit_:
+        main(["users", "create", "bob", "--password-stdin"])
     assert "at least 12 characters" in str(exit_.value.code)
 
 
+@pytest.mark.usefixtures("cli_env")
 def test_tokens_create_prints_a_token_once_and_stores_only_its_hash(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
-    monkeypatch.setenv("RESULTFLOW_MONGODB_DATABASE", settings.mongodb_database)
     monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
-    get_settings.cache_clear()
-    try:
-        main(["users", "create", "carol", "--password-stdin"])
-        capsys.readouterr()
-        main(["tokens", "create", "carol", "--name", "LIS bridge"])
-        created = json.loads(capsys.readouterr().out)
-        main(["tokens", "list", "carol"])
-        listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-        main(["tokens", "revoke", created["id"]])
-        with pytest.raises(SystemExit) as unknown:
-            main(["tokens", "create", "nobody"])
-    finally:
-        get_settings.cache_clear()
+    main(["users", "create", "carol", "--password-stdin"])
+    capsys.readouterr()
+    main(["tokens", "create", "carol", "--name", "LIS bridge"])
+    created = json.loads(capsys.readouterr().out)
+    main(["tokens", "list", "carol"])
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    main(["tokens", "revoke", created["id"]])
+    with pytest.raises(SystemExit) as unknown:
+        main(["tokens", "create", "nobody"])
     client: MongoClient[dict[str, Any]]
     with MongoClient(settings.mongodb_uri) as client:
         stored = client[settings.mongodb_database].api_tokens.find_one({"_id": created["id"]})
@@ -79,6 +65,7 @@ def test_tokens_create_prints_a_token_once_and_stores_only_its_hash(
     assert "User 'nobody' does not exist" in str(unknown.value.code)
 
 
+@pytest.mark.usefixtures("cli_env")
 def test_operators_release_withdraw_and_cancel_from_the_command_line(
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
@@ -86,9 +73,6 @@ def test_operators_release_withdraw_and_cancel_from_the_command_line(
     amqp_url: str,
     empty_queues: None,
 ) -> None:
-    monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
-    monkeypatch.setenv("RESULTFLOW_MONGODB_DATABASE", settings.mongodb_database)
-    monkeypatch.setenv("AMQP_URL", amqp_url)
     held = report_document(status="held")
     sent = report_document(status="notified", batch_id="b-1", patient={"patient_id": "P-2"})
     waiting = report_document(status="received", batch_id="b-1", patient={"patient_id": "P-3"})
@@ -97,16 +81,12 @@ def test_operators_release_withdraw_and_cancel_from_the_command_line(
         client[settings.mongodb_database].batches.insert_one(
             {"_id": "b-1", "status": "ingested", "filename": "x.xlsx"}
         )
-    get_settings.cache_clear()
-    try:
-        main(["reports", "release", held["_id"], "--reason", "phoned", "--as", "ann"])
-        released = json.loads(capsys.readouterr().out)
-        with pytest.raises(SystemExit) as refused:
-            main(["reports", "withdraw", held["_id"], "--as", "ann"])
-        main(["batches", "cancel", "b-1", "--reason", "wrong file", "--as", "ann"])
-        cancelled = json.loads(capsys.readouterr().out)
-    finally:
-        get_settings.cache_clear()
+    main(["reports", "release", held["_id"], "--reason", "phoned", "--as", "ann"])
+    released = json.loads(capsys.readouterr().out)
+    with pytest.raises(SystemExit) as refused:
+        main(["reports", "withdraw", held["_id"], "--as", "ann"])
+    main(["batches", "cancel", "b-1", "--reason", "wrong file", "--as", "ann"])
+    cancelled = json.loads(capsys.readouterr().out)
     with MongoClient[dict[str, Any]](settings.mongodb_uri) as client:
         audit = client[settings.mongodb_database].audit.find_one({"action": "report.released"})
         statuses = {r["_id"]: r["status"] for r in client[settings.mongodb_database].reports.find()}

@@ -12,7 +12,7 @@ from pymongo import MongoClient
 
 from devtools.demo import demo_rows, sheet_of
 from services.cli import main
-from services.infra.settings import Settings, get_settings
+from services.infra.settings import Settings
 
 
 def check(path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -48,6 +48,7 @@ def test_intake_check_of_a_refused_file_exits_1_with_the_reason(
     assert answer["reports"] == [] and "no header row found" in answer["error"]
 
 
+@pytest.mark.usefixtures("cli_env")
 def test_intake_check_with_a_stored_profile_reads_the_labs_columns_and_names_unknown_ones(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -59,17 +60,10 @@ def test_intake_check_with_a_stored_profile_reads_the_labs_columns_and_names_unk
     with MongoClient[dict[str, Any]](settings.mongodb_uri) as client:
         document: dict[str, Any] = {**SYSMEX.model_dump(mode="json"), "lab_id": settings.lab_id}
         client[settings.mongodb_database].sheet_profiles.insert_one(document)
-    monkeypatch.setenv("MONGODB_URI", settings.mongodb_uri)
-    monkeypatch.setenv("RESULTFLOW_MONGODB_DATABASE", settings.mongodb_database)
-    monkeypatch.setenv("RESULTFLOW_LAB_ID", settings.lab_id)
     path = tmp_path / "sysmex.xlsx"
     path.write_bytes(sysmex_sheet())
-    get_settings.cache_clear()
-    try:
-        status, answer = check(path, capsys, "--profile", "Sysmex")
-        missing_status, missing = check(path, capsys, "--profile", "Nope")
-    finally:
-        get_settings.cache_clear()
+    status, answer = check(path, capsys, "--profile", "Sysmex")
+    missing_status, missing = check(path, capsys, "--profile", "Nope")
     assert status == 0 and answer["profile"] == "Sysmex" and answer["rejected"] == []
     [report] = answer["reports"]
     assert report["patient"]["phone"] == "+33612345678"

@@ -17,7 +17,7 @@ from contracts.v1 import RenderReport
 from services.cli import main
 from services.gateway.accounts_store import ApiTokens, create_user
 from services.infra.database import Database
-from services.infra.settings import Settings, get_settings
+from services.infra.settings import Settings
 from tests.support import PASSWORD, browser_log_in, chromium, drain, eventually
 
 
@@ -112,6 +112,7 @@ async def test_the_page_shows_dead_letters_and_replays_them_all(
     assert sorted(m["report_id"] for m in await drain(amqp_url, "render.report")) == ["r-3", "r-4"]
 
 
+@pytest.mark.usefixtures("cli_env")
 def test_operators_list_and_replay_dead_letters_from_the_command_line(
     settings: Settings,
     amqp_url: str,
@@ -130,16 +131,9 @@ def test_operators_list_and_replay_dead_letters_from_the_command_line(
              "state": "dead", "report_id": "r-9", "batch_id": None, "message_id": "m-9",
              "correlation_id": "c-9"}
         )  # fmt: skip
-    for name, value in (("MONGODB_URI", settings.mongodb_uri), ("AMQP_URL", amqp_url),
-                        ("RESULTFLOW_MONGODB_DATABASE", settings.mongodb_database)):  # fmt: skip
-        monkeypatch.setenv(name, value)
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
-    get_settings.cache_clear()
-    try:
-        main(["dead-letters", "list"])
-        main(["dead-letters", "replay", "dl-1", "--as", "olga"])
-    finally:
-        get_settings.cache_clear()
+    main(["dead-letters", "list"])
+    main(["dead-letters", "replay", "dl-1", "--as", "olga"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines[0]["_id"] == "dl-1" and lines[1] == {"id": "dl-1", "state": "replayed"}
     [message] = asyncio.run(drain(amqp_url, "render.report"))
