@@ -103,7 +103,7 @@ class DeadLetterPages:
 
 
 class DeadLetterApi:
-    """The admin API's dead-letter operations (`api.OPERATIONS`: `dead_letters.<method>`)."""
+    """The admin API's dead-letter operations (`api_routes.OPERATIONS`: `dead_letters.<method>`)."""
 
     def __init__(self, resources: Resources) -> None:
         self._store = DeadLetters(resources.db)

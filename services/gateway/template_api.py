@@ -1,4 +1,4 @@
-"""The admin API's report templates (`api.OPERATIONS` names them `templates.<method>`):
+"""The admin API's report templates (`api_routes.OPERATIONS` names them `templates.<method>`):
 upload a version (checked by the lint), list names and versions, make a version active.
 The same store and audit actions (`template.uploaded`, `template.activated`) as the pages."""
 

@@ -95,7 +95,7 @@ class UserPages:
 
 
 class UserApi:
-    """The admin API's user operations (`api.OPERATIONS` names them `users.<method>`)."""
+    """The admin API's user operations (`api_routes.OPERATIONS` names them `users.<method>`)."""
 
     def __init__(self, resources: Resources) -> None:
         sessions = Sessions(resources.db, **session_lifetimes(resources.settings))

@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestClient
 from contracts.v1 import utcnow
 from devtools.demo import demo_sheet
 from services.gateway.accounts_store import ApiTokens, create_user
-from services.gateway.api import OPERATIONS, PREFIX
+from services.gateway.api import PREFIX
+from services.gateway.api_routes import OPERATIONS
 from services.infra.database import Database
 from services.infra.service import Resources
 from tests.support import PASSWORD, drain, report_document
