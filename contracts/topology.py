@@ -95,6 +95,14 @@ QUEUES: tuple[Queue, ...] = (
         ("convert", "gateway", "notify"),
     ),
     Queue("notify.sms-receipt", v1.SmsReceipt.routing_key, "notify", v1.SmsReceipt, ("gateway",)),
+    # gateway: a patient asked the portal to text the code its link asks for.
+    Queue(
+        "notify.access-code",
+        v1.SendAccessCode.routing_key,
+        "notify",
+        v1.SendAccessCode,
+        ("gateway",),
+    ),
     Queue(
         "gateway.report-status",
         v1.ReportStatusChanged.routing_key,

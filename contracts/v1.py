@@ -123,6 +123,12 @@ class Patient(BaseModel):
     phone: NonEmpty = Field(
         description="Mobile number; E.164 preferred, national numbers use the lab's region."
     )
+    language: str = Field(
+        "",
+        max_length=35,
+        description="The patient's language, ISO 639-1 (`fr`; `fr-CA` reads as `fr`): the SMS, "
+        "portal and report template language. Empty, or one not shipped: the lab's default.",
+    )
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -138,6 +144,16 @@ class IngestBatch(Message):
     file_id: Identifier = Field(description="GridFS id of the uploaded sheet.")
     profile: str | None = Field(
         None, max_length=60, description="The lab's sheet profile to read it with; none: the usual."
+    )
+    preview: bool = Field(
+        False,
+        description="Only read and check it: record on the batch what it would make, make nothing.",
+    )
+    template: str | None = Field(
+        None,
+        max_length=40,
+        description="The report template chosen at upload for the whole batch; none: the "
+        "lab's choice rules pick one per report.",
     )
 
 
@@ -157,6 +173,13 @@ class IngestLisResult(Message):
     sample_date: date
     results: list[LabResult] = Field(min_length=1)
     comments: str = ""
+    receipt_pin: str | None = Field(
+        None,
+        pattern=r"^[0-9]{4,8}$",
+        repr=False,
+        description="The PIN printed on the patient's collection receipt (4-8 digits), for "
+        "labs whose portal asks for it; ingest keeps only a keyed hash of it.",
+    )
 
 
 class IngestFhirBundle(Message):
@@ -198,6 +221,16 @@ class NotifyPatient(Message):
     request_id: Identifier | None = None
 
 
+class SendAccessCode(Message):
+    """Gateway -> notify: a patient opened a link whose check is a texted code and asked for
+    one; text a new 6-digit code to the report's number. One SMS per `request_id`, however
+    often it arrives."""
+
+    routing_key: ClassVar[str] = "notify.access-code.v1"
+    report_id: Identifier
+    request_id: Identifier
+
+
 class SmsReceipt(Message):
     """Gateway (provider webhook) -> notify: the provider's delivery receipt for one SMS."""
 
@@ -232,6 +265,7 @@ COMMANDS: tuple[type[Message], ...] = (
     RenderReport,
     ConvertReport,
     NotifyPatient,
+    SendAccessCode,
     SmsReceipt,
 )
 EVENTS: tuple[type[Message], ...] = (ReportStatusChanged,)

@@ -116,8 +116,8 @@ class AdminClient:
     async def login(self, username: str, password: str) -> None:
         await sign_in(self._fetch, username, password)
 
-    async def upload(self, filename: str, data: bytes) -> str:
-        """Upload a sheet; returns the new batch's id."""
+    async def upload(self, filename: str, data: bytes, preview: bool = False) -> str:
+        """Upload a sheet (straight to ingest unless `preview`); returns the new batch's id."""
         form = aiohttp.FormData()
         form.add_field("csrf_token", await self._csrf("/upload"))
         form.add_field(
@@ -126,6 +126,7 @@ class AdminClient:
             filename=filename,
             content_type=XLSX,
         )
+        form.add_field("preview", "true" if preview else "false")
         async with self.http.post(self.base_url + "/upload", data=form) as response:
             if response.status != 200 or "/batches/" not in str(response.url):
                 raise RuntimeError(f"upload failed ({response.status}): {await response.text()}")

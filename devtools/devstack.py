@@ -22,6 +22,7 @@ from devtools.launcher import Stack, mongodb_server
 from services.gateway.accounts_store import ApiTokens, create_user
 from services.gateway.permissions import Role
 from services.infra.database import connect, ensure_indexes
+from services.infra.process_registry import reap
 from services.infra.settings import Settings
 
 EXAMPLE_SHEET = Path(__file__).resolve().parent.parent / "examples" / "results-20-patients.xlsx"
@@ -65,6 +66,7 @@ async def _prepare_and_demo(settings: Settings, var: Path, stack: Stack, demo: b
         print(f"Example sheet to upload: {EXAMPLE_SHEET}")
         metrics = f"{settings.public_base_url}/metrics"
         print(f"Metrics:     {metrics}   (bearer token: {var / 'metrics-token'})")
+        print("Processes:   resultflow status   (each one's health and metrics URL, as JSON)")
         if not demo:
             return
         # The demo sheet comes in as a lab system's would (an API token), so that the admin's
@@ -108,8 +110,12 @@ def run_everything(var: Path, demo: bool = True) -> None:
         settings = Settings()
         if not settings.metrics_token:
             settings = settings.model_copy(update={"metrics_token": metrics_token(var)})
+        # Whatever a killed earlier run left (its services, its database server) goes first.
+        for record in reap(settings.work_dir):
+            print(f"stopped {record.name} (pid {record.pid}), left by an earlier run")
         if "MONGODB_URI" not in os.environ:
-            uri = stack_of_things.enter_context(mongodb_server(var / "mongodb", port=27018))
+            storage, work_dir = var / "mongodb", settings.work_dir
+            uri = stack_of_things.enter_context(mongodb_server(storage, 27018, work_dir))
             settings = settings.model_copy(update={"mongodb_uri": uri})
         stack = stack_of_things.enter_context(Stack(settings, var / "logs"))
         try:

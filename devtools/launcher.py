@@ -23,6 +23,7 @@ import aio_pika
 from pymongo import MongoClient
 
 from contracts import topology
+from services.infra.process_registry import ProcessRecord, reap, remove_record, write_record
 from services.infra.settings import Settings
 
 # service -> processes; convert is the CPU-heavy one and scales by running more.
@@ -71,8 +72,12 @@ def ends_with_this_process() -> Callable[[], None]:
 
 
 @contextlib.contextmanager
-def mongodb_server(storage: Path, port: int | None = None) -> Iterator[str]:
-    """`secantusd-py` (pinned `secantusdb`) as a separate process; yields its URI."""
+def mongodb_server(
+    storage: Path, port: int | None = None, work_dir: Path | None = None
+) -> Iterator[str]:
+    """`secantusd-py` (pinned `secantusdb`) as a separate process; yields its URI. With
+    `work_dir`, it is recorded in that run's process registry (`resultflow status`, the
+    reaper)."""
     port = port or free_port()
     storage.mkdir(parents=True, exist_ok=True)
     log = (storage.parent / f"secantusd-{port}.log").open("ab")
@@ -88,6 +93,13 @@ def mongodb_server(storage: Path, port: int | None = None) -> Iterator[str]:
         preexec_fn=ends_with_this_process(),
     )
     uri = f"mongodb://127.0.0.1:{port}/?retryWrites=false&directConnection=true"
+    record = None
+    if work_dir is not None:
+        pid = process.pid
+        record = write_record(
+            work_dir,
+            ProcessRecord("mongodb", "mongodb", pid, pid, "", "", time.time(), os.getpid()),
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -102,6 +114,8 @@ def mongodb_server(storage: Path, port: int | None = None) -> Iterator[str]:
     finally:
         _stop(process)
         log.close()
+        if record is not None:
+            remove_record(record)
 
 
 def _rabbitmqctl(*args: str) -> None:
@@ -162,7 +176,7 @@ class Stack:
         log = (self.log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(  # noqa: S603 - our own services
             [sys.executable, *args],
-            env=self.env,
+            env={**self.env, "RESULTFLOW_PROCESS_NAME": name},  # its name in `resultflow status`
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: convert's LibreOffice goes too
@@ -171,6 +185,8 @@ class Stack:
         log.close()
 
     def start(self) -> None:
+        # What a killed earlier run with this work dir left running goes first.
+        reap(self.settings.work_dir)
         for service, count in self.workers.items():
             for n in range(count):
                 factory = f"services.{service}.main:create_app"

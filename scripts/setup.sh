@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   python3.11 python3.11-venv python3-uno          # Debian's Python: the only one with `uno`
   libreoffice-writer-nogui                         # .docx -> PDF
+  libreoffice-calc-nogui                           # tests: real .xls/.ods sheets from .xlsx
   fonts-crosextra-carlito fonts-liberation2        # Calibri/Arial metrics: stable pagination
   chromium                                         # end-to-end tests drive it with Playwright
   poppler-utils                                    # pdftotext/pdftoppm for looking at reports
+  prometheus                                       # tests: promtool checks deploy/prometheus
   curl ca-certificates
 )
 
@@ -29,6 +31,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   sudo_if_needed apt-get update -q
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Only its promtool is wanted: a Prometheus server the package started is stopped for good.
+if command -v systemctl >/dev/null && systemctl is-enabled prometheus >/dev/null 2>&1; then
+  sudo_if_needed systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 
 if ! rabbit_up; then

@@ -9,7 +9,17 @@ import json
 import sys
 from pathlib import Path
 
-from services import cli_audit, cli_deploy, cli_intake, cli_staff, cli_templates, cli_users
+from services import (
+    cli_audit,
+    cli_backup,
+    cli_deploy,
+    cli_intake,
+    cli_profiles,
+    cli_staff,
+    cli_status,
+    cli_templates,
+    cli_users,
+)
 
 
 def export_contracts(directory: Path) -> None:
@@ -79,6 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     cli_deploy.add_commands(commands)
     cli_templates.add_commands(commands)
     cli_intake.add_commands(commands)
+    cli_status.add_commands(commands)
+    cli_profiles.add_commands(commands)
+    cli_backup.add_commands(commands)
 
     run = commands.add_parser("run", help="run everything on this machine, with a demo batch")
     run.add_argument("--var", type=Path, default=Path("var"), help="data and logs folder")
@@ -104,6 +117,12 @@ def main(argv: list[str] | None = None) -> None:
         cli_templates.run(args)
     elif args.command == "intake":
         cli_intake.run(args)
+    elif args.command == "status":
+        cli_status.run(args)
+    elif args.command == "profiles":
+        cli_profiles.run(args)
+    elif args.command == "backup":
+        cli_backup.run(args)
     elif args.command == "run":
         if importlib.util.find_spec("devtools") is None:
             sys.exit("resultflow: `run` needs the development tools of a source checkout")

@@ -1,5 +1,5 @@
-"""`resultflow intake check FILE [--profile NAME] [--region CC]`: what intake would make of a
-file, without storing or sending anything. Prints one JSON object:
+"""`resultflow intake check FILE [--profile NAME] [--region CC] [--suggest]`: what intake
+would make of a file, without storing or sending anything. Prints one JSON object:
 
     {"kind": "sheet", "reports": [...], "rejected": [{"row", "column", "reason"}],
      "skipped": [{"row", "reason"}], "error": null}
@@ -28,6 +28,8 @@ class Options:
     today: date
     # The profile itself (a SheetProfile), loaded from MongoDB by `run`; None: the usual.
     sheet_profile: Any = None
+    # `--suggest`: the lab's stored profiles, to name the one matching the sheet's headers.
+    stored_profiles: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,12 @@ def add_commands(commands: Any) -> None:
     check.add_argument("file", type=Path)
     check.add_argument("--profile", help="the lab's sheet profile (date order, columns)")
     check.add_argument("--region", help="country for numbers without a country code")
+    check.add_argument(
+        "--suggest",
+        action="store_true",
+        help="without --profile: name the stored profile "
+        "matching the sheet's headers (reads MongoDB)",
+    )
 
 
 def report_json(draft: Any) -> dict[str, Any]:
@@ -76,10 +84,18 @@ def report_json(draft: Any) -> dict[str, Any]:
 
 
 def check_sheet(data: bytes, filename: str, options: Options) -> dict[str, Any]:
-    from services.ingest import adapters, logic, profiles
+    from services.ingest import adapters, logic, preview, profiles, sheet_reader
+    from services.ingest.errors import SheetError
 
     profile = options.sheet_profile
-    table = adapters.read_sheet(data, filename, profile)
+    sheets = sheet_reader.read_workbook(data, filename)
+    cells = preview.header_cells(sheets)
+    suggested = preview.suggestion(profile, options.stored_profiles, cells)
+    try:
+        table = adapters.table_of(sheets, filename, profile)
+    except SheetError as error:
+        hint = f"; the stored profile '{suggested}' matches its headers" if suggested else ""
+        raise SheetError(f"{error}{hint}") from None
     outcome = profiles.group(table, profile, options.region, options.today)
     labels = sorted(logic.LABELS.values(), key=len, reverse=True)
     return {
@@ -95,6 +111,7 @@ def check_sheet(data: bytes, filename: str, options: Options) -> dict[str, Any]:
         "skipped": [{"row": s.row, "reason": s.reason} for s in table.skipped],
         "unknown_columns": table.unknown,
         "profile": profile.name if profile else None,
+        "suggested_profile": suggested,
     }
 
 
@@ -182,6 +199,17 @@ def check_file(path: Path, options: Options) -> tuple[dict[str, Any], int]:
     return answer, 0
 
 
+async def _stored_profiles(settings: Any) -> tuple[Any, ...]:
+    from services.infra.database import connect
+    from services.infra.sheet_profiles import SheetProfiles
+
+    client, db = connect(settings)
+    try:
+        return tuple(await SheetProfiles(db).list(settings.lab_id))
+    finally:
+        await client.close()
+
+
 async def _load_profile(settings: Any, name: str) -> Any:
     """The lab's sheet profile of that name, or why there is none (a string)."""
     from services.infra.database import connect
@@ -208,7 +236,8 @@ def run(args: argparse.Namespace) -> None:
         print(json.dumps({"kind": None, "error": profile}))
         sys.exit(1)
     region = (args.region or (profile and profile.region) or settings.default_region).upper()
-    options = Options(region, args.profile, date.today(), profile)
+    stored = asyncio.run(_stored_profiles(settings)) if args.suggest and not profile else ()
+    options = Options(region, args.profile, date.today(), profile, stored)
     answer, status = check_file(args.file, options)
     print(json.dumps(answer, ensure_ascii=False, indent=1))
     sys.exit(status)

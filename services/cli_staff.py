@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 REPORT_ACTIONS = ("release", "withdraw", "retry", "resend", "reissue-link")
-BATCH_ACTIONS = ("retry-failed", "release-held", "cancel")
+BATCH_ACTIONS = ("retry-failed", "release-held", "cancel", "confirm", "discard")
+PREVIEW_DECISIONS = ("confirm", "discard")  # a previewed upload: make its reports, or not
 
 
 def add_commands(commands: Any) -> None:
@@ -40,8 +41,14 @@ def add_commands(commands: Any) -> None:
             command.add_argument("--phone", default="", help="a corrected mobile number")
             command.add_argument("--request-id", default="", help="asking again sends no more")
     report_actions.add_parser("stuck", help="reports not moved on for longer than allowed")
+    report_actions.add_parser("glance", help="the dashboard's state at a glance, as JSON")
     batches = commands.add_parser("batches", help="act on a whole batch")
     batch_actions = batches.add_subparsers(dest="action", required=True)
+    upload = batch_actions.add_parser("upload", parents=[who], help="upload a results sheet")
+    upload.add_argument("file", type=Path)
+    upload.add_argument("--profile", default=None, help="a sheet profile's name")
+    upload.add_argument("--template", default=None, help="the template of every report")
+    upload.add_argument("--preview", action="store_true", help="only show what it would make")
     for action in BATCH_ACTIONS:
         command = batch_actions.add_parser(action, parents=[who], help=f"{action} a batch")
         command.add_argument("batch_id")
@@ -81,6 +88,7 @@ def run(args: argparse.Namespace) -> None:
 async def _run(args: argparse.Namespace) -> None:
     from services.gateway.actions import StaffActions
     from services.gateway.batch_actions import BatchActions
+    from services.gateway.batch_preview import BatchPreviews
     from services.infra.logging import configure_logging
     from services.infra.release_rules import ReleaseRules, ReleaseRuleStore
     from services.infra.service import Resources
@@ -93,12 +101,21 @@ async def _run(args: argparse.Namespace) -> None:
         client = {"via": "cli", "actor_role": "operator"}  # whoever runs the system's CLI
         if args.command == "reports" and args.action == "stuck":
             await _stuck(resources)
+        elif args.command == "reports" and args.action == "glance":
+            await _glance(resources)
         elif args.command == "reports":
             for report_id in args.ids:
                 report = await _report_action(actions, args, report_id, client)
                 _print(
                     {"id": report["_id"], "version": report["version"], "status": report["status"]}
                 )
+        elif args.command == "batches" and args.action in PREVIEW_DECISIONS:
+            previews = BatchPreviews(resources)
+            decide = previews.confirm if args.action == "confirm" else previews.discard
+            batch = await decide(args.batch_id, args.as_user, client)
+            _print({"batch_id": batch["_id"], "status": batch["status"]})
+        elif args.command == "batches" and args.action == "upload":
+            await _upload(resources, args, client)
         elif args.command == "batches":
             batches = BatchActions(resources)
             if args.action == "retry-failed":
@@ -154,6 +171,27 @@ async def _stuck(resources: Any) -> None:
         for row in rows:
             _print({key: row.get(key) for key in ("_id", "status", "updated_at", "batch_id")})
         page += 1
+
+
+async def _upload(resources: Any, args: argparse.Namespace, client: dict[str, Any]) -> None:
+    from services.gateway.uploads import Upload, UploadRefused, take_upload
+    from services.infra.batches import Batches
+
+    upload = Upload(args.file.name, args.file.read_bytes(), args.as_user, profile=args.profile,
+                    template=args.template, preview=args.preview)  # fmt: skip
+    try:
+        batch = await take_upload(resources, Batches(resources.db), upload, args.as_user, client)
+    except UploadRefused as refused:
+        sys.exit(f"resultflow: {refused}")
+    _print({"batch_id": batch["_id"], "status": batch["status"]})
+
+
+async def _glance(resources: Any) -> None:
+    from services.gateway.admin_api_models import GlanceView
+    from services.gateway.glance import GlanceQueries
+
+    glance = await GlanceQueries(resources.db, resources.settings.time_zone).now()
+    print(GlanceView.of(glance).model_dump_json())
 
 
 async def _dead_letters(resources: Any, args: argparse.Namespace) -> None:

@@ -10,9 +10,19 @@ import pytest
 
 from contracts import topology
 from services.infra.database import Database, connect, ensure_indexes
+from services.infra.process_registry import reap
 from services.infra.service import Resources
 from services.infra.settings import Settings, get_settings
 from tests.support import mongodb_server, rabbitmq_vhost
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reap_what_killed_test_runs_left(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A killed test run's services end with it (PR_SET_PDEATHSIG); any that outlived it is
+    recorded under that run's temporary folder, and ends here, at the next run's start. The
+    processes of a run still going (a colleague's) are left alone."""
+    for work_dir in tmp_path_factory.getbasetemp().parent.glob("pytest-*/*/work"):
+        reap(work_dir, grace=5)
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +52,7 @@ def settings(mongodb_uri: str, amqp_url: str, tmp_path: Path) -> Settings:
         work_dir=tmp_path / "work",
         convert_timeout_seconds=30,
         retry_backoff_seconds=0.05,  # retries are tested, not waited for
+        sms_retry_backoff_seconds=0.05,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -205,6 +206,18 @@ async def chromium() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+DOC_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+def screenshot_path(name: str, tmp_path: Path) -> Path:
+    """Where a browser test saves the screenshot `name` (a .png): the documentation's
+    `docs/screenshots/` when RESULTFLOW_DOC_SCREENSHOTS=1 (to refresh the manuals' pictures),
+    else the test's own folder, so an ordinary run leaves the checkout as it was."""
+    folder = DOC_SCREENSHOTS if os.environ.get("RESULTFLOW_DOC_SCREENSHOTS") == "1" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 async def csrf_from(client: TestClient[Any, Any], path: str) -> str:

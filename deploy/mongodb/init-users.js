@@ -26,6 +26,7 @@ const services = {
     password: "MONGODB_PASSWORD_INGEST",
     privileges: [
       ["reports", ["find", "insert", "update"]],
+      ["message_outbox", ["find", "insert", "remove", "update"]],
       ["batches", ["find", "update"]],
       ["rejected_messages", ["find", "insert", "update"]],
       ["audit", ["find", "insert"]],
@@ -38,6 +39,7 @@ const services = {
     password: "MONGODB_PASSWORD_RENDER",
     privileges: [
       ["reports", ["find", "update"]],
+      ["message_outbox", ["find", "insert", "remove", "update"]],
       ["templates", ["find"]],
       ["template_rules", ["find"]],
       ["fs.files", ["find", "insert", "listIndexes"]],
@@ -48,6 +50,7 @@ const services = {
     password: "MONGODB_PASSWORD_CONVERT",
     privileges: [
       ["reports", ["find", "update"]],
+      ["message_outbox", ["find", "insert", "remove", "update"]],
       ["fs.files", ["find", "insert", "listIndexes"]],
       ["fs.chunks", ["find", "insert", "listIndexes"]],
     ],
@@ -56,17 +59,20 @@ const services = {
     password: "MONGODB_PASSWORD_NOTIFY",
     privileges: [
       ["reports", ["find", "update"]],
+      ["message_outbox", ["find", "insert", "remove", "update"]],
       ["notifications", ["find", "insert", "update"]],
       ["outbox", ["insert"]],
       ["release_rules", ["find"]],
       ["audit", ["find", "insert"]],
       ["sms_opt_outs", ["find", "insert", "update"]],
+      ["access_codes", ["find", "insert", "update"]],
     ],
   },
   "resultflow-gateway": {
     password: "MONGODB_PASSWORD_GATEWAY",
     privileges: [
       ["reports", ["find", "update"]],
+      ["message_outbox", ["find", "insert", "remove", "update"]],
       ["batches", ["find", "insert", "update"]],
       ["audit", ["find", "insert"]],
       ["release_rules", ["find", "insert", "update"]],
@@ -77,11 +83,12 @@ const services = {
       ["sessions", ["find", "insert", "remove", "update"]],
       ["login_throttle", ["find", "insert", "remove", "update"]],
       ["portal_sessions", ["find", "insert", "remove", "update"]],
+      ["access_codes", ["find", "insert", "update"]],
       ["sms_opt_outs", ["find", "insert", "update"]],
       ["dead_letters", ["find", "insert", "update"]],
       ["templates", ["find", "insert", "update"]],
       ["template_rules", ["find", "insert", "update"]],
-      ["sheet_profiles", ["find", "insert", "update"]],
+      ["sheet_profiles", ["find", "insert", "remove", "update"]],
       ["fs.files", ["find", "insert", "listIndexes"]],
       ["fs.chunks", ["find", "insert", "listIndexes"]],
     ],

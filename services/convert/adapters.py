@@ -37,6 +37,7 @@ from services.convert.office_process import (
     remove_pipes,
     write_profile,
 )
+from services.infra.metrics import LIBREOFFICE_RESTARTS
 from services.infra.settings import Settings
 
 log = structlog.get_logger()
@@ -262,6 +263,7 @@ class LibreOffice:
 
     def _restart_sync(self, reason: str) -> None:
         log.warning("office.restarting", reason=reason, converted=self._converted)
+        LIBREOFFICE_RESTARTS.labels(reason).inc()
         self._kill_sync(5.0)
         self._start_sync()
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from services.infra.languages import LOCALES
+
 PDF_CONTENT_TYPE = "application/pdf"
 REPORT_TITLE = "Laboratory report"
 # Every PDF starts with this header; LibreOffice writes it first, before any page.
@@ -33,9 +35,12 @@ def pdf_metadata(report: Mapping[str, Any]) -> PdfMetadata:
 
 
 def report_language(report: Mapping[str, Any]) -> str:
-    """The report's language for the PDF (/Lang and XMP): the patient's, else British English."""
+    """The report's language for the PDF (/Lang and XMP): the patient's (a shipped language
+    with its usual region, `fr` -> `fr-FR`), else British English."""
     patient = report.get("patient") or {}
     language = str(patient.get("language") or "").strip() if isinstance(patient, Mapping) else ""
+    if language in LOCALES:
+        return LOCALES[language].replace("_", "-")
     return language if language.replace("-", "").isalpha() and len(language) <= 12 else "en-GB"
 
 

@@ -88,10 +88,9 @@ class StaffActions:
         reason = clean(reason)
         if status is ReportStatus.NEEDS_ATTENTION and not reason:
             raise ActionRefused(400, "This report is incomplete: say why it may go out as it is.")
-        await self._move(report, ReportStatus.RELEASED, "release", user, reason, client)
-        await self._send(
-            NotifyPatient(report_id=report_id, correlation_id=report["correlation_id"])
-        )
+        notify = NotifyPatient(report_id=report_id, correlation_id=report["correlation_id"])
+        released = ReportStatus.RELEASED
+        await self._move(report, released, "release", user, reason, client, then=notify)
         return await self._reports.get(report_id)
 
     async def withdraw(
@@ -198,8 +197,8 @@ class StaffActions:
             stage, command = ReportStatus.RENDERED, ConvertReport(**ids)
         else:
             stage, command = ReportStatus.CONVERTED, NotifyPatient(**ids)
-        await self._move(report, stage, "retry", user, "", client, {"failure_reason": ""})
-        await self._send(command)
+        fields = {"failure_reason": ""}
+        await self._move(report, stage, "retry", user, "", client, fields, then=command)
         return await self._reports.get(report_id)
 
     async def _redrive(
@@ -271,13 +270,17 @@ class StaffActions:
         reason: str,
         client: dict[str, Any],
         extra: dict[str, Any] | None = None,
+        then: Message | None = None,
     ) -> None:
+        """Move the report (with `then`, the command it calls for, in one transaction: the
+        outbox publishes it), audited."""
         if not can_move(ReportStatus(report["status"]), to):
             raise ActionRefused(409, f"A {report['status']} report cannot become {to.value}.")
         action: StaffActionDocument = {"by": user, "at": utcnow(), "reason": reason}
         said = reason or f"by {user}"
         fields = {record: action, **(extra or {})}
-        if not await self._reports.advance(report, to, fields=fields, reason=said):
+        commands = [then] if then else []
+        if not await self._reports.advance(report, to, fields=fields, reason=said, then=commands):
             current = await self._reports.get(report["_id"])
             raise ActionRefused(
                 409, f"The report changed meanwhile (it is now {current['status']}); reload."

@@ -1,17 +1,19 @@
 """Admin pages: dashboard, upload, one batch, reports (the list and one report in detail) and
-the development SMS outbox. Login is in `accounts`, the batch page's live counts in `live`."""
+the development SMS outbox. Login is in `accounts`, the batch page's live counts in `live`,
+taking an upload in `uploads`."""
 
 from __future__ import annotations
 
-import asyncio
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import structlog
 from aiohttp import web
 
-from contracts.v1 import IngestBatch, utcnow
+from contracts.v1 import utcnow
 from services.gateway import logic, timeline
 from services.gateway.actions import new_request_id
+from services.gateway.glance import GlanceQueries, glance_context
 from services.gateway.permissions import Action, allowed, role_of
 from services.gateway.queries import (
     BatchFilter,
@@ -23,6 +25,7 @@ from services.gateway.queries import (
     page_number,
 )
 from services.gateway.report_files import verified_pdf
+from services.gateway.uploads import UploadRefused, accept_upload
 from services.gateway.web import (
     ROLE,
     USER,
@@ -35,72 +38,16 @@ from services.gateway.web import (
 from services.infra import report_status
 from services.infra.audit import Audit, staff
 from services.infra.batches import Batches
-from services.infra.broker import publish
+from services.infra.broker import NotAcceptingWork
 from services.infra.dead_letters import DeadLetters
-from services.infra.documents import BatchDocument
 from services.infra.service import Resources
+from services.infra.sheet_profiles import SheetProfiles
+from services.infra.templates import TemplateStore
+
+if TYPE_CHECKING:
+    pass
 
 log = structlog.get_logger()
-
-
-class UploadRefused(Exception):
-    """The upload is not a sheet we can read: the text says why, for staff."""
-
-
-async def accept_upload(
-    resources: Resources, batches: Batches, request: web.Request, missing: str
-) -> BatchDocument:
-    """The sheet in the request's multipart field `file`, stored and handed to ingest as a
-    new batch; UploadRefused (`missing` when there is no file) otherwise. Audited either way."""
-    audit, actor, client = Audit(resources.db), staff(request[USER]), client_detail(request)
-    form = await request.post()
-    field = form.get("file")
-    filename, problem = "", missing
-    if isinstance(field, web.FileField) and field.filename:
-        filename = logic.clean_filename(field.filename)
-        data = await asyncio.to_thread(field.file.read)
-        problem = logic.upload_problem(filename, data) or ""
-        if not problem:
-            batch = await start_batch(
-                resources, batches, filename=filename, data=data, uploaded_by=request[USER]
-            )
-            detail = {"filename": filename, "bytes": len(data), **client}
-            await audit.write(actor, "batch.uploaded", None, detail, object=batch["_id"])
-            return batch
-    detail = {"filename": filename, "refused": problem, **client}
-    await audit.write(actor, "batch.upload_refused", None, detail, outcome="refused")
-    raise UploadRefused(problem)
-
-
-async def start_batch(
-    resources: Resources, batches: Batches, *, filename: str, data: bytes, uploaded_by: str
-) -> BatchDocument:
-    """Store an uploaded sheet, record its batch and hand it to ingest."""
-    file_id = await resources.files.put(
-        filename, data, {"kind": "upload", "content_type": logic.upload_content_type(filename)}
-    )
-    batch = await batches.create(
-        lab_id=resources.settings.lab_id,
-        filename=filename,
-        file_id=file_id,
-        uploaded_by=uploaded_by,
-    )
-    try:
-        await publish(
-            resources.broker,
-            IngestBatch(
-                correlation_id=batch["correlation_id"],
-                batch_id=batch["_id"],
-                lab_id=batch["lab_id"],
-                file_id=file_id,
-            ),
-        )
-    except Exception:
-        # Without the message nobody would ever read the file: say so on the batch page.
-        await batches.fail(batch["_id"], "Could not hand the file to processing; upload it again.")
-        raise
-    log.info("batch.uploaded", batch_id=batch["_id"], correlation_id=batch["correlation_id"])
-    return batch
 
 
 class AdminHandlers:
@@ -114,6 +61,7 @@ class AdminHandlers:
         self._outbox = OutboxQueries(resources.db)
         self._audit = Audit(resources.db)
         self._dead_letters = DeadLetters(resources.db)
+        self._glance = GlanceQueries(resources.db, resources.settings.time_zone)
 
     # --- dashboard and upload ------------------------------------------------------------
 
@@ -144,22 +92,31 @@ class AdminHandlers:
                 # Dead letters wait for a person: every role that may act on them sees them.
                 "dead_letters": await self._dead_letters.counts() if sees_reports else {},
                 "stuck": await self._reports.count_stuck() if sees_reports else 0,
+                **(glance_context(await self._glance.now()) if sees_reports else {}),
             },
         )
 
-    async def upload_form(self, request: web.Request) -> web.StreamResponse:
-        return render(request, "upload.html", {"error": ""})
+    async def upload_form(self, request: web.Request, error: str = "") -> web.StreamResponse:
+        profiles = await SheetProfiles(self._resources.db).list(self._settings.lab_id)
+        context = {"error": error, "profiles": profiles, "chosen": request.query.get("profile")}
+        names = await TemplateStore(self._resources.db).names()
+        context["templates"] = [t["name"] for t in names if t.get("active")]
+        return render(request, "upload.html", context, status=400 if error else 200)
 
     async def upload(self, request: web.Request) -> web.StreamResponse:
+        """In the dashboard an upload is previewed first unless staff untick it."""
         try:
             batch = await accept_upload(
                 self._resources,
                 self._batch_writes,
                 request,
                 missing="Choose a .xlsx or .csv file to upload.",
+                preview_default=True,
             )
-        except UploadRefused as refused:
-            return render(request, "upload.html", {"error": str(refused)}, status=400)
+        except (UploadRefused, NotAcceptingWork) as refused:
+            response = await self.upload_form(request, str(refused))
+            response.set_status(503 if isinstance(refused, NotAcceptingWork) else 400)
+            return response
         raise web.HTTPSeeOther(f"/batches/{batch['_id']}")
 
     # --- one batch -----------------------------------------------------------------------

@@ -3,13 +3,14 @@ of the API's models are in `api_models`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import Field
 
 from services.gateway.api_models import ApiModel, RequestModel
 from services.gateway.permissions import Role
+from services.infra.template_rules import TemplateRule
 
 
 class UserView(ApiModel):
@@ -101,6 +102,30 @@ class TemplateVersionView(ApiModel):
     mapping: dict[str, dict[str, str]] = Field(description="placeholder -> {field} or {text}")
 
 
+class TemplateMapping(RequestModel):
+    mapping: dict[str, dict[str, str]] = Field(
+        description='The version\'s own placeholder -> {"field": a report field} or '
+        '{"text": a fixed text}; placeholders left out are not mapped.'
+    )
+
+
+class TemplateRuleView(RequestModel):
+    test: str = Field("", max_length=100, description="A test or panel name; empty: any.")
+    language: str = Field("", max_length=12, description="`fr` matches `fr-CA`; empty: any.")
+    template: str = Field(description="The template a matching report uses.")
+
+
+class TemplateRules(RequestModel):
+    rules: list[TemplateRuleView] = Field(
+        max_length=100, description="The first rule a report matches wins; else `default`."
+    )
+
+    def stored(self) -> list[TemplateRule]:
+        return [
+            TemplateRule(test=r.test, language=r.language, template=r.template) for r in self.rules
+        ]
+
+
 class TemplateSummary(ApiModel):
     name: str
     active: int | None = Field(None, description="The version new reports use.")
@@ -110,3 +135,47 @@ class TemplateSummary(ApiModel):
 
 class TemplateList(ApiModel):
     items: list[TemplateSummary]
+
+
+class GlanceDay(ApiModel):
+    day: date
+    reports: dict[str, int] = Field(description="Reports made that day: sent, in progress, "
+                                    "waiting, failed, other.")  # fmt: skip
+
+
+class GlanceView(ApiModel):
+    """The dashboard's state at a glance; days and weeks in the lab's time zone."""
+
+    today_since: datetime
+    week_since: datetime = Field(description="Monday 00:00 in the lab's time zone.")
+    today: dict[str, int] = Field(description="Status -> reports made today.")
+    week: dict[str, int] = Field(description="Status -> reports made this week.")
+    upload_to_sms_p50_seconds: float | None
+    upload_to_sms_p95_seconds: float | None
+    delivery_rate: float | None = Field(description="Delivered / SMS with a final outcome.")
+    failed_this_week: int
+    held: int
+    needs_attention: int
+    stuck: int
+    dead_letters: int
+    unknown_sms: int = Field(description="SMS whose outcome is unknown: a person must check.")
+    days: list[GlanceDay] = Field(description="The last seven days, oldest first.")
+
+    @classmethod
+    def of(cls, glance: Any) -> GlanceView:
+        return cls(
+            today_since=glance.today_since,
+            week_since=glance.week_since,
+            today=glance.today,
+            week=glance.week,
+            upload_to_sms_p50_seconds=glance.upload_to_sms_p50,
+            upload_to_sms_p95_seconds=glance.upload_to_sms_p95,
+            delivery_rate=glance.delivery_rate,
+            failed_this_week=glance.failed,
+            held=glance.held,
+            needs_attention=glance.needs_attention,
+            stuck=glance.stuck,
+            dead_letters=glance.dead_letters,
+            unknown_sms=glance.unknown_sms,
+            days=[GlanceDay(day=d.day, reports=d.groups) for d in glance.days],
+        )

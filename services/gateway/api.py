@@ -12,7 +12,6 @@ from aiohttp import web
 
 from services.gateway import logic, timeline
 from services.gateway.actions import ActionRefused, StaffActions, new_request_id
-from services.gateway.admin import UploadRefused, accept_upload
 from services.gateway.api_models import (
     ActionBody,
     BatchActionBody,
@@ -35,8 +34,11 @@ from services.gateway.api_models import (
 from services.gateway.api_routes import OPERATIONS
 from services.gateway.audit_pages import audit_list
 from services.gateway.batch_actions import BatchActions
+from services.gateway.batch_preview import PreviewApi
 from services.gateway.dead_letter_pages import DeadLetterApi
+from services.gateway.glance import GlanceApi
 from services.gateway.openapi import document
+from services.gateway.profile_api import ProfileApi
 from services.gateway.queries import (
     BatchFilter,
     BatchQueries,
@@ -46,6 +48,7 @@ from services.gateway.queries import (
     page_number,
 )
 from services.gateway.template_api import TemplateApi
+from services.gateway.uploads import UploadRefused, accept_upload
 from services.gateway.users import UserApi
 from services.gateway.web import (
     USER,
@@ -58,6 +61,7 @@ from services.gateway.web import (
 )
 from services.infra.audit import Audit, staff
 from services.infra.batches import Batches
+from services.infra.broker import NotAcceptingWork
 from services.infra.release_rules import ReleaseRules, ReleaseRuleStore
 from services.infra.service import Resources
 
@@ -79,11 +83,15 @@ class ApiHandlers:
         self.users = UserApi(resources)
         self.dead_letters = DeadLetterApi(resources)
         self.templates = TemplateApi(resources)
+        self.glance = GlanceApi(resources)
+        self.profiles = ProfileApi(resources)
+        self.preview = PreviewApi(resources)
 
     async def openapi(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(document(OPERATIONS, PREFIX))
 
     async def create_batch(self, request: web.Request) -> web.StreamResponse:
+        """Straight to ingest unless `preview=true` (scripts and LIS-like senders)."""
         if not request.content_type.startswith("multipart/"):
             return json_error(
                 400, "invalid", "Send the sheet as multipart/form-data, field `file`."
@@ -95,6 +103,8 @@ class ApiHandlers:
                 request,
                 missing="The multipart field `file` holds no file.",
             )
+        except NotAcceptingWork as refused:
+            return json_error(503, "unavailable", str(refused))
         except UploadRefused as refused:
             return json_error(400, "invalid", str(refused))
         return ok(BatchCreated(batch_id=batch["_id"]), status=202)

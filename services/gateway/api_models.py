@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.gateway.actions import REQUEST_ID
+from services.gateway.preview_models import PreviewView
+from services.infra import second_check
 from services.infra.documents import (
     BatchDocument,
     NotificationDocument,
@@ -45,7 +47,9 @@ class RowProblem(ApiModel):
 class BatchView(ApiModel):
     id: str
     filename: str
-    status: str = Field(description="received, ingested or failed")
+    status: str = Field(
+        description="previewing, discarded, received, ingested, failed or cancelled"
+    )
     uploaded_by: str
     uploaded_at: datetime
     rows_total: int
@@ -55,6 +59,10 @@ class BatchView(ApiModel):
     failure_reason: str
     corrections: list[RowProblem] = Field(description="Rows that corrected earlier reports.")
     reports: dict[str, int] = Field(description="Reports of this batch by status.")
+    profile: str | None = Field(None, description="The sheet profile chosen at upload.")
+    preview: PreviewView | None = Field(
+        None, description="Uploaded with a preview: what it would make (`previewing`)."
+    )
 
     @classmethod
     def of(cls, batch: BatchDocument, counts: dict[str, int]) -> BatchView:
@@ -75,6 +83,8 @@ class BatchView(ApiModel):
             failure_reason=batch.get("failure_reason", ""),
             corrections=[RowProblem.model_validate(c) for c in batch.get("corrections", [])],
             reports=counts,
+            profile=batch.get("profile"),
+            preview=batch.get("preview"),
         )
 
 
@@ -181,7 +191,17 @@ class ReportView(ReportSummary):
     results: list[ResultView]
     changes: list[ChangeView] = Field(description="What this version changed from the last.")
     comments: str
+    language: str = Field("", description="The patient's language the SMS and portal use.")
+    language_note: str = Field(
+        "", description="Set when the given language is not one we send in (lab default used)."
+    )
     rejected_rows: list[RowProblem]
+    second_check: str = Field(
+        "", description="What the link asks: date_of_birth, pin or sms_code ('': no link yet)."
+    )
+    second_check_note: str = Field(
+        "", description="Why the link does not ask the lab's usual check (a PIN lab, no PIN)."
+    )
     pdf_sha256: str | None
     hold: HoldView | None
     release: StaffActionView | None
@@ -204,7 +224,10 @@ class ReportView(ReportSummary):
                 "results": report.get("results", []),
                 "changes": report.get("changes", []),
                 "comments": report.get("comments", ""),
+                "language": (report.get("patient") or {}).get("language", ""),
+                "language_note": report.get("language_note", ""),
                 "rejected_rows": report.get("rejected_rows", []),
+                **second_check_fields(report),
                 "pdf_sha256": report.get("pdf_sha256"),
                 "hold": report.get("hold"),
                 "release": report.get("release"),
@@ -214,6 +237,15 @@ class ReportView(ReportSummary):
                 "notifications": [NotificationView.of(n).model_dump() for n in notifications],
             }
         )
+
+
+def second_check_fields(report: ReportDocument) -> dict[str, str]:
+    """The check the report's link asks and why, as the report page and API show them."""
+    access = report.get("access")
+    if access is None:
+        return {"second_check": "", "second_check_note": ""}
+    check = second_check.check_of(access).value
+    return {"second_check": check, "second_check_note": access.get("check_note", "")}
 
 
 class ReportState(ApiModel):

@@ -8,10 +8,13 @@ from services.gateway.admin_api_models import (
     DeadLetterDecision,
     DeadLetterList,
     DeadLetterView,
+    GlanceView,
     NewUser,
     ReplayAll,
     ReplayAllResult,
     TemplateList,
+    TemplateMapping,
+    TemplateRules,
     TemplateVersionView,
     UserActionBody,
     UserChanged,
@@ -36,19 +39,32 @@ from services.gateway.api_models import (
 from services.gateway.audit_pages import AUDIT_FILTERS
 from services.gateway.dead_letter_pages import DECISIONS
 from services.gateway.openapi import Operation
+from services.gateway.profile_api import ProfileDeleted, SheetProfileList
 from services.gateway.users import PAGE_ACTIONS
 from services.infra.release_rules import ReleaseRules
+from services.infra.sheet_profiles import SheetProfile
 
 OPERATIONS: tuple[Operation, ...] = (
-    Operation("POST", "/batches", "create_batch", "Upload a results sheet", response=BatchCreated,
-              status=202, multipart_file="file", errors=(400,)),
+    Operation("POST", "/batches", "create_batch", "Upload a results sheet (`profile`: a sheet "
+              "profile's name; `preview=true`: only show what it would make until confirmed; "
+              "`template`: the report template of every report of the batch)",
+              response=BatchCreated, status=202, multipart_file="file",
+              query=("profile", "preview", "template"), errors=(400, 503)),
+    Operation("POST", "/batches/{batch_id}/confirm", "preview.confirm_batch", "Confirm a "
+              "previewed batch: its reports are made, once", response=BatchView,
+              errors=(404, 409)),
+    Operation("POST", "/batches/{batch_id}/discard", "preview.discard_batch", "Discard a "
+              "previewed batch: nothing of it is made", response=BatchView, errors=(404, 409)),
     Operation("GET", "/batches", "list_batches", "Find batches", response=BatchList,
               query=("status", "q", "uploaded_by", "page"), errors=(400,)),
     Operation("GET", "/batches/{batch_id}", "get_batch", "A batch: rows, problems, reports",
               response=BatchView, errors=(404,)),
     Operation("GET", "/reports", "list_reports", "Find reports", response=ReportList,
               query=("patient_id", "phone", "q", "status", "batch_id", "sampled_from",
-                     "sampled_to", "stuck", "page"), errors=(400,)),
+                     "sampled_to", "stuck", "made_since", "page"), errors=(400,)),
+    Operation("GET", "/glance", "glance.get", "The state at a glance: today's and this "
+              "week's reports by status, upload-to-SMS p50/p95, delivery rate, what waits",
+              response=GlanceView),
     Operation("GET", "/reports/{report_id}", "get_report", "A report with its versions, "
               "timeline and SMS", response=ReportView, errors=(404,)),
     Operation("POST", "/reports/{report_id}/release", "release", "Release a waiting report",
@@ -92,6 +108,14 @@ OPERATIONS: tuple[Operation, ...] = (
               "waiting dead letter (of one queue)", body=ReplayAll, response=ReplayAllResult),
     Operation("GET", "/audit", "list_audit", "The audit trail, newest first (admins)",
               response=AuditList, query=(*AUDIT_FILTERS, "page"), errors=(400,)),
+    Operation("GET", "/sheet-profiles", "profiles.list_profiles", "The lab's sheet mapping "
+              "profiles", response=SheetProfileList),
+    Operation("GET", "/sheet-profiles/{name}", "profiles.get_profile", "One sheet profile",
+              response=SheetProfile, errors=(404,)),
+    Operation("PUT", "/sheet-profiles/{name}", "profiles.put_profile", "Create or replace a "
+              "sheet profile (admins)", body=SheetProfile, response=SheetProfile, errors=(400,)),
+    Operation("DELETE", "/sheet-profiles/{name}", "profiles.delete_profile", "Delete a sheet "
+              "profile (admins)", response=ProfileDeleted, errors=(404,)),
     Operation("GET", "/templates", "templates.list", "Report templates: versions, the active "
               "one, whether each passed the check (admins)", response=TemplateList),
     Operation("POST", "/templates", "templates.upload", "Upload a .docx as the next version "
@@ -100,4 +124,14 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/templates/{name}/{version}/activate", "templates.activate", "Make a "
               "version the one new reports use (409: it did not pass the check)",
               response=TemplateVersionView, errors=(404, 409)),
+    Operation("PUT", "/templates/{name}/{version}/mapping", "templates.map_fields", "Map a "
+              "version's own placeholders to report fields or fixed texts; answers its check "
+              "again", body=TemplateMapping, response=TemplateVersionView, errors=(400, 404)),
+    Operation("GET", "/templates/{name}/{version}/preview.pdf", "templates.preview", "The "
+              "version rendered with sample data, as a PDF (409: it did not pass the check)",
+              file_response="application/pdf", errors=(404, 409, 503)),
+    Operation("GET", "/template-rules", "templates.get_template_rules", "Which template a "
+              "report uses", response=TemplateRules),
+    Operation("PUT", "/template-rules", "templates.put_template_rules", "Replace the template "
+              "choice rules", body=TemplateRules, response=TemplateRules, errors=(400,)),
 )  # fmt: skip

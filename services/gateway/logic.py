@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+from prometheus_client import REGISTRY, generate_latest
+
 from contracts import topology
 from contracts.v1 import ReportStatus
+from services.infra import metrics
 from services.infra.documents import BatchStatus
 from services.infra.report_status import STUCK_AFTER
 
@@ -64,25 +67,43 @@ XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml
 CSV_CONTENT_TYPE = "text/csv"
 
 
+# What a results sheet may be, by its name's ending: the content type it is stored with and
+# the first bytes every such file starts with (.xlsx, .xlsm and .ods are zip archives, .xls an
+# OLE2 compound file); ingest reads it, in a guarded subprocess.
+SHEET_KINDS: dict[str, tuple[str, tuple[bytes, ...]]] = {
+    ".xlsx": (XLSX_CONTENT_TYPE, (b"PK\x03\x04",)),
+    ".xlsm": ("application/vnd.ms-excel.sheet.macroEnabled.12", (b"PK\x03\x04",)),
+    ".xls": ("application/vnd.ms-excel", (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",)),
+    ".ods": ("application/vnd.oasis.opendocument.spreadsheet", (b"PK\x03\x04",)),
+    ".csv": (CSV_CONTENT_TYPE, ()),
+}
+SHEET_ENDINGS = ", ".join(SHEET_KINDS)
+
+
+def _ending(filename: str) -> str:
+    return "." + filename.lower().rpartition(".")[2]
+
+
 def upload_content_type(filename: str) -> str:
     """The content type an accepted upload is stored with."""
-    return CSV_CONTENT_TYPE if filename.lower().endswith(".csv") else XLSX_CONTENT_TYPE
+    return SHEET_KINDS[_ending(filename)][0]
 
 
 def upload_problem(filename: str, data: bytes) -> str | None:
-    """Why an uploaded file cannot be a results sheet (.xlsx workbook or .csv text), or None."""
-    name = filename.lower()
-    if not name.endswith((".xlsx", ".csv")):
-        return "Only Excel workbooks (.xlsx) and CSV files (.csv) can be uploaded."
+    """Why an uploaded file cannot be a results sheet, or None."""
+    kind = SHEET_KINDS.get(_ending(filename))
+    if kind is None:
+        return f"Only spreadsheets ({SHEET_ENDINGS}) can be uploaded."
     if not data:
         return "The file is empty."
     if len(data) > MAX_UPLOAD_BYTES:
         return f"The file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
-    if name.endswith(".csv"):
+    _, magic = kind
+    if not magic:
         if b"\x00" in data:  # a binary file (a workbook, UTF-16 text) renamed to .csv
             return "The file is not a valid .csv text file."
-    elif not data.startswith(b"PK\x03\x04"):  # .xlsx is a zip archive
-        return "The file is not a valid .xlsx workbook."
+    elif not data.startswith(magic):
+        return f"The file is not a valid {_ending(filename)} spreadsheet."
     return None
 
 
@@ -154,18 +175,6 @@ def redact_path(path: str) -> str:
     return _PORTAL_PATH.sub("/r/<token>", path)
 
 
-def _gauge(
-    name: str, summary: str, label: str, counts: Mapping[str, int], known: Sequence[str] = ()
-) -> list[str]:
-    """One Prometheus gauge: the `known` label values always (0 when absent), then any other."""
-    values = list(known) + sorted(set(counts) - set(known))
-    return [
-        f"# HELP {name} {summary}",
-        f"# TYPE {name} gauge",
-        *(f'{name}{{{label}="{v}"}} {int(counts.get(v, 0))}' for v in values),
-    ]
-
-
 def metrics_text(
     report_counts: Mapping[str, int],
     batch_counts: Mapping[str, int],
@@ -174,39 +183,23 @@ def metrics_text(
     integrity_failures: int = 0,
     stuck_counts: Mapping[str, int] | None = None,
     dead_letter_counts: Mapping[str, int] | None = None,
+    queue_depths: Mapping[str, tuple[int, int]] | None = None,
 ) -> str:
-    """Prometheus text exposition of the current counts."""
-    lines = [
-        *_gauge("resultflow_reports", "Reports by status.", "status", report_counts, STATUS_ORDER),
-        *_gauge(
-            "resultflow_batches",
-            "Uploaded batches by status.",
-            "status",
-            batch_counts,
-            BATCH_STATUSES,
-        ),
-        *_gauge(
-            "resultflow_portal_events",
-            "Audited patient portal events by action.",
-            "action",
-            audit_counts,
-        ),
-        "# HELP resultflow_pdf_integrity_failures Report PDFs refused: stored SHA-256 mismatch.",
-        "# TYPE resultflow_pdf_integrity_failures gauge",
-        f"resultflow_pdf_integrity_failures {integrity_failures}",
-        *_gauge(
-            "resultflow_reports_stuck",
-            "Reports not moved on for longer than their stage allows, by where they stopped.",
-            "status",
-            stuck_counts or {},
-            [status.value for status in STUCK_AFTER],
-        ),
-        *_gauge(
-            "resultflow_dead_letters",
-            "Dead-lettered messages waiting for a person, by queue.",
-            "queue",
-            dead_letter_counts or {},
-            [queue.name for queue in topology.QUEUES],
-        ),
-    ]
-    return "\n".join(lines) + "\n"
+    """The stored counts set on their gauges (every known label value, 0 when absent), then
+    the process's whole registry in Prometheus text (services/infra/metrics.py)."""
+    queue_names = [name for q in topology.QUEUES for name in (q.name, q.dead_letter_queue)]
+    depths = queue_depths or {}
+    metrics.set_counts(metrics.REPORTS, dict(report_counts), STATUS_ORDER)
+    metrics.set_counts(metrics.BATCHES, dict(batch_counts), BATCH_STATUSES)
+    metrics.set_counts(metrics.PORTAL_EVENTS, dict(audit_counts), ())
+    metrics.PDF_INTEGRITY_FAILURES.set(integrity_failures)
+    stuck_known = [status.value for status in STUCK_AFTER]
+    metrics.set_counts(metrics.REPORTS_STUCK, dict(stuck_counts or {}), stuck_known)
+    queues = [queue.name for queue in topology.QUEUES]
+    metrics.set_counts(metrics.DEAD_LETTERS, dict(dead_letter_counts or {}), queues)
+    if queue_depths is not None:  # the broker answered
+        ready = {name: messages for name, (messages, _) in depths.items()}
+        consumers = {name: count for name, (_, count) in depths.items()}
+        metrics.set_counts(metrics.QUEUE_MESSAGES, ready, queue_names)
+        metrics.set_counts(metrics.QUEUE_CONSUMERS, consumers, queue_names)
+    return generate_latest(REGISTRY).decode()

@@ -26,23 +26,24 @@ from services.gateway.accounts import setup_accounts
 from services.gateway.admin import setup_admin
 from services.gateway.api import setup_api
 from services.gateway.audit_pages import setup_audit
+from services.gateway.batch_preview import setup_batch_preview
 from services.gateway.dead_letter_pages import setup_dead_letters
 from services.gateway.fhir import setup_fhir
+from services.gateway.glance import setup_glance
 from services.gateway.live import setup_live
 from services.gateway.ops import setup_ops
 from services.gateway.portal import setup_portal
+from services.gateway.profile_pages import setup_profile_pages
 from services.gateway.redriver import setup_redriver
 from services.gateway.review import setup_review
+from services.gateway.template_actions import TemplateActions
 from services.gateway.template_pages import setup_templates
 from services.gateway.template_rule_pages import setup_template_rules
 from services.gateway.users import setup_users
 from services.gateway.verify import setup_verify
 from services.gateway.web import RedactingAccessLogger, body_limits, setup_pages
 from services.gateway.webhooks import setup_webhooks
-from services.infra.audit import Audit
 from services.infra.service import Resources
-from services.infra.template_rules import TemplateRuleStore
-from services.infra.templates import TemplateStore
 
 
 def create_app(resources: Resources | None = None) -> web.Application:
@@ -54,6 +55,8 @@ def create_app(resources: Resources | None = None) -> web.Application:
     setup_accounts(app, resources)
     setup_pages(app, resources.settings)
     setup_admin(app, resources)
+    setup_batch_preview(app, resources)
+    setup_profile_pages(app, resources)
     setup_review(app, resources)
     setup_users(app, resources)
     setup_dead_letters(app, resources)
@@ -62,8 +65,10 @@ def create_app(resources: Resources | None = None) -> web.Application:
     setup_live(app, resources)
     setup_portal(app, resources)
     setup_verify(app, resources)
-    setup_templates(app, TemplateStore(resources.db), Audit(resources.db))
-    setup_template_rules(app, TemplateRuleStore(resources.db), Audit(resources.db))
+    setup_glance(app, resources)
+    template_actions = TemplateActions(resources.db)
+    setup_templates(app, template_actions)
+    setup_template_rules(app, template_actions)
     setup_webhooks(app, resources)
     setup_fhir(app, resources)
     setup_ops(app, resources)

@@ -22,7 +22,9 @@ STATUS_TEXT = {
     403: "Not allowed.",
     404: "No such thing.",
     409: "The report's state forbids it: `detail` says why. Nothing changed.",
+    503: "Could not be done now: try again later.",
 }
+BINARY = {"type": "string", "format": "binary"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Operation:
     multipart_fields: tuple[str, ...] = ()  # text fields sent with it
     errors: tuple[int, ...] = ()
     choices: tuple[tuple[str, tuple[str, ...]], ...] = ()  # path parameters with fixed values
+    file_response: str = ""  # the media type of a file answer (`application/pdf`), if one
 
     def bound_to(self, handlers: object) -> Any:
         """The handler method itself, on `handlers` or the part of it the name says."""
@@ -94,6 +97,11 @@ def _operation(operation: Operation) -> dict[str, Any]:
                 if operation.response
                 else {}
             ),
+            **(
+                {"content": {operation.file_response: {"schema": BINARY}}}
+                if operation.file_response
+                else {}
+            ),
         }
     }
     for status in (*operation.errors, 401):
@@ -121,7 +129,7 @@ def _operation(operation: Operation) -> dict[str, Any]:
                     "schema": {
                         "type": "object",
                         "properties": {
-                            field: {"type": "string", "format": "binary"},
+                            field: BINARY,
                             **{f: {"type": "string"} for f in operation.multipart_fields},
                         },
                         "required": [field, *operation.multipart_fields],

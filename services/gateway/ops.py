@@ -1,20 +1,25 @@
 """Operations: liveness (`/healthz`, public, says nothing but "ok"), readiness (`/readyz`:
-MongoDB and the broker) and Prometheus metrics (`/metrics`).
+MongoDB and the broker) and Prometheus metrics (`/metrics`, prometheus-client's registry: the
+process's own figures and the stored counts below).
 
 Readiness and metrics answer only `Authorization: Bearer <RESULTFLOW_METRICS_TOKEN>`; with no
 token configured they answer no one. Metrics are counted at most once per
 `metrics_cache_seconds` per gateway process, however many scrapers ask (one counts, the
 others wait for its figures), so a scrape never costs a scan of the collections.
+
+The gateway also serves the same three, without a token, on its operations port like every
+service (`health_port`, services/infra/health.py: never published; Prometheus and compose's
+healthcheck use it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from contracts.v1 import utcnow
@@ -24,13 +29,18 @@ from services.gateway.web import json_error
 from services.infra.audit import PATIENT
 from services.infra.database import Database
 from services.infra.dead_letters import DeadLetters
+from services.infra.health import HealthServer, metrics_response
+from services.infra.queue_depth import QueueDepths
 from services.infra.report_status import stuck_query
 from services.infra.service import Resources
 
+log = structlog.get_logger()
+
 
 class Stats:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, queues: QueueDepths | None = None) -> None:
         self._db = db
+        self._queues = queues
 
     async def _group(self, collection: str, field: str, match: dict[str, Any]) -> dict[str, int]:
         cursor = await self._db[collection].aggregate(
@@ -46,7 +56,17 @@ class Stats:
             integrity_failures=await self._db.audit.count_documents({"action": INTEGRITY_FAILED}),
             stuck_counts=await self._group("reports", "status", stuck_query(utcnow())),
             dead_letter_counts=await DeadLetters(self._db).counts(),
+            queue_depths=await self._queue_depths(),
         )
+
+    async def _queue_depths(self) -> dict[str, tuple[int, int]] | None:
+        if self._queues is None:
+            return None
+        try:
+            return await self._queues.counts()
+        except Exception as error:  # the broker down: the stored counts still go out
+            log.warning("metrics.queue_depths_failed", error=type(error).__name__)
+            return None
 
 
 class Cached:
@@ -79,8 +99,12 @@ class OpsHandlers:
     def __init__(self, resources: Resources) -> None:
         self._resources = resources
         self._token = resources.settings.metrics_token
+        self.queues = QueueDepths(resources.settings.amqp_url)
         self.metrics_cache = Cached(
-            Stats(resources.db).metrics_text, resources.settings.metrics_cache_seconds
+            Stats(resources.db, self.queues).metrics_text, resources.settings.metrics_cache_seconds
+        )
+        self.health = HealthServer(
+            resources.settings, "gateway", resources.readiness_checks(), self.metrics_cache.get
         )
 
     def _refusal(self, request: web.Request) -> web.Response | None:
@@ -102,26 +126,12 @@ class OpsHandlers:
     async def readyz(self, request: web.Request) -> web.Response:
         if refused := self._refusal(request):
             return refused
-        mongodb = broker = False
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._resources.db.command("ping"), timeout=3)
-            mongodb = True
-        with contextlib.suppress(Exception):
-            broker = bool(await self._resources.broker.ping(timeout=3))
-        ready = mongodb and broker
-        return web.json_response(
-            {"status": "ok" if ready else "unavailable", "mongodb": mongodb, "broker": broker},
-            status=200 if ready else 503,
-        )
+        return await self.health.readyz(request)
 
     async def metrics(self, request: web.Request) -> web.Response:
         if refused := self._refusal(request):
             return refused
-        text = await self.metrics_cache.get()
-        return web.Response(
-            body=text.encode(),
-            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
-        )
+        return metrics_response((await self.metrics_cache.get()).encode())
 
 
 def setup_ops(app: web.Application, resources: Resources) -> None:
@@ -129,3 +139,11 @@ def setup_ops(app: web.Application, resources: Resources) -> None:
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.metrics)
+
+    async def operations_port(_: web.Application) -> AsyncIterator[None]:
+        await handlers.health.start()
+        yield
+        await handlers.health.stop()
+        await handlers.queues.close()
+
+    app.cleanup_ctx.append(operations_port)

@@ -31,6 +31,7 @@ class Action(StrEnum):
     VIEW_AUDIT = "view_audit"  # the whole audit trail: admins only
     MANAGE_USERS = "manage_users"  # create, change role, disable, reset password or MFA
     MANAGE_TEMPLATES = "manage_templates"  # report templates: upload, check, preview, activate
+    MANAGE_PROFILES = "manage_profiles"  # sheet mapping profiles: create, edit, delete
 
 
 PERMISSIONS: Mapping[Role, frozenset[Action]] = {
@@ -53,11 +54,14 @@ ROUTE_ACTIONS: Mapping[tuple[str, str], Action] = {
     ("POST", "/login"): Action.PUBLIC,
     ("GET", "/r/{token}"): Action.PUBLIC,
     ("POST", "/r/{token}"): Action.PUBLIC,
+    ("POST", "/r/{token}/code"): Action.PUBLIC,  # "Text me a code": the link is the key
     ("GET", "/portal/report"): Action.PUBLIC,
     ("GET", "/portal/report.pdf"): Action.PUBLIC,
     ("POST", "/webhooks/twilio/status"): Action.PUBLIC,
     ("POST", "/webhooks/twilio/inbound"): Action.PUBLIC,
     ("POST", "/webhooks/outbox/inbound"): Action.PUBLIC,
+    # Africa's Talking's delivery reports: the secret in the path is their check
+    ("POST", "/webhooks/africastalking/delivery/{secret}"): Action.PUBLIC,
     ("GET", "/healthz"): Action.PUBLIC,
     ("GET", "/v/{reference}"): Action.PUBLIC,  # report verification: no patient data
     ("POST", "/v/{reference}"): Action.PUBLIC,  # "was this exact file issued?" (writes nothing)
@@ -87,9 +91,17 @@ ROUTE_ACTIONS: Mapping[tuple[str, str], Action] = {
     ("GET", "/upload"): Action.UPLOAD,
     ("POST", "/upload"): Action.UPLOAD,
     ("POST", f"{A}/batches"): Action.UPLOAD,
+    # a previewed upload: confirmed or discarded by whoever may follow the batch
+    ("POST", "/batches/{batch_id}/confirm"): Action.UPLOAD,
+    ("POST", "/batches/{batch_id}/discard"): Action.UPLOAD,
+    ("POST", f"{A}/batches/{{batch_id}}/confirm"): Action.UPLOAD,
+    ("POST", f"{A}/batches/{{batch_id}}/discard"): Action.UPLOAD,
+    ("GET", f"{A}/sheet-profiles"): Action.UPLOAD,  # to name one at upload
+    ("GET", f"{A}/sheet-profiles/{{name}}"): Action.UPLOAD,
     ("POST", "/fhir/r4/Bundle"): Action.UPLOAD,  # FHIR R4 results from the LIS (`lis` role)
     # reports and what shows patient data
     ("GET", "/reports"): Action.VIEW_REPORTS,
+    ("GET", "/glance"): Action.VIEW_REPORTS,
     ("GET", "/reports/{report_id}"): Action.VIEW_REPORTS,
     ("GET", "/reports/{report_id}/report.pdf"): Action.VIEW_REPORTS,
     ("GET", "/outbox"): Action.VIEW_REPORTS,
@@ -98,6 +110,7 @@ ROUTE_ACTIONS: Mapping[tuple[str, str], Action] = {
     ("GET", f"{A}/dead-letters"): Action.VIEW_REPORTS,
     ("GET", "/release-rules"): Action.VIEW_REPORTS,
     ("GET", f"{A}/reports"): Action.VIEW_REPORTS,
+    ("GET", f"{A}/glance"): Action.VIEW_REPORTS,
     ("GET", f"{A}/reports/{{report_id}}"): Action.VIEW_REPORTS,
     ("GET", f"{A}/release-rules"): Action.VIEW_REPORTS,
     # reviewing
@@ -128,7 +141,18 @@ ROUTE_ACTIONS: Mapping[tuple[str, str], Action] = {
     ("GET", f"{A}/templates"): Action.MANAGE_TEMPLATES,
     ("POST", f"{A}/templates"): Action.MANAGE_TEMPLATES,
     ("POST", f"{A}/templates/{{name}}/{{version}}/activate"): Action.MANAGE_TEMPLATES,
+    ("PUT", f"{A}/templates/{{name}}/{{version}}/mapping"): Action.MANAGE_TEMPLATES,
+    ("GET", f"{A}/templates/{{name}}/{{version}}/preview.pdf"): Action.MANAGE_TEMPLATES,
+    ("GET", f"{A}/template-rules"): Action.MANAGE_TEMPLATES,
+    ("PUT", f"{A}/template-rules"): Action.MANAGE_TEMPLATES,
     ("PUT", f"{A}/release-rules"): Action.MANAGE_RULES,
+    ("GET", "/sheet-profiles"): Action.MANAGE_PROFILES,
+    ("GET", "/sheet-profiles/new"): Action.MANAGE_PROFILES,
+    ("POST", "/sheet-profiles"): Action.MANAGE_PROFILES,
+    ("GET", "/sheet-profiles/{name}"): Action.MANAGE_PROFILES,
+    ("POST", "/sheet-profiles/{name}/delete"): Action.MANAGE_PROFILES,
+    ("PUT", f"{A}/sheet-profiles/{{name}}"): Action.MANAGE_PROFILES,
+    ("DELETE", f"{A}/sheet-profiles/{{name}}"): Action.MANAGE_PROFILES,
     # the audit trail
     ("GET", "/audit"): Action.VIEW_AUDIT,
     ("GET", "/audit.csv"): Action.VIEW_AUDIT,

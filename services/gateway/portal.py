@@ -1,5 +1,5 @@
-"""The patient portal: the SMS link, a date-of-birth check, then the results as a page and
-the report PDF.
+"""The patient portal: the SMS link, the second check its lab chose (date of birth, receipt
+PIN or texted code: `portal_checks`, `portal_code`), then the results as a page and the PDF.
 
 The link token is looked up by its SHA-256 only, and is used once per visit: a passed check
 trades it for a session cookie and sends the browser (303) to `/portal/report`, so the token
@@ -16,15 +16,21 @@ import structlog
 from aiohttp import web
 
 from contracts.v1 import utcnow
+from services.gateway import portal_checks
 from services.gateway import portal_logic as rules
 from services.gateway.logic import tokens_match
+from services.gateway.portal_code import PortalCodeRequests
+from services.gateway.portal_language import chosen_language, page_context, request_language
 from services.gateway.portal_logic import LinkState
 from services.gateway.report_files import verified_pdf
 from services.gateway.web import client_detail, pdf_response, redirect, render, set_cookie
+from services.infra.access_codes import AccessCodes
 from services.infra.audit import PATIENT, Audit
 from services.infra.database import Database
 from services.infra.documents import AuditOutcome, ReportDocument
 from services.infra.errors import ReportNotFoundError
+from services.infra.i18n import gettext
+from services.infra.metrics import PORTAL_CHECKS, PORTAL_LOCKOUTS
 from services.infra.service import Resources
 from services.infra.tokens import new_token, token_hash
 
@@ -69,6 +75,7 @@ class PortalHandlers:
         self._reports = resources.reports
         self._sessions = PortalSessions(resources.db)
         self._audit = Audit(resources.db)
+        self._matcher = portal_checks.CheckMatcher(self._settings, AccessCodes(resources.db))
 
     def _lab(self) -> dict[str, str]:
         return {"lab_name": self._settings.lab_name, "lab_phone": self._settings.lab_phone}
@@ -91,45 +98,22 @@ class PortalHandlers:
         report = await self._reports.by_link_token(token)
         return report, rules.link_state(report, utcnow(), self._settings.portal_max_attempts)
 
-    def _closed_page(self, request: web.Request, state: LinkState) -> web.Response:
-        pages = {
-            LinkState.UNKNOWN: (
-                404,
-                "This link is not valid",
-                "Check that you opened the whole link from the text message. If it still does "
-                "not work, call the lab: they can send you a new link.",
-            ),
-            LinkState.EXPIRED: (
-                410,
-                "This link has expired",
-                "For your privacy, result links work for a limited time. Call the lab and ask "
-                "for a new link: they will send it to you by text message.",
-            ),
-            LinkState.LOCKED: (
-                403,
-                "Too many attempts",
-                "This link has been locked after too many wrong dates of birth. Call the lab "
-                "and ask for a new link: they will send it to you by text message.",
-            ),
-            LinkState.REPLACED: (
-                410,
-                "A newer report replaced this one",
-                "The lab updated your report. Use the link in the newest text message from "
-                "the lab, or call the lab and ask for a new link.",
-            ),
-            LinkState.WITHDRAWN: (
-                410,
-                "This report was withdrawn",
-                "The lab withdrew this report. Please call the lab.",
-            ),
+    def _language(self, request: web.Request, report: ReportDocument | None) -> str:
+        return request_language(request, report, self._settings.default_language)
+
+    def _closed_page(
+        self, request: web.Request, state: LinkState, report: ReportDocument | None = None
+    ) -> web.Response:
+        status, title, message = rules.CLOSED_PAGES[state]
+        language = self._language(request, report)
+        context = {
+            "title": gettext(language, title),
+            "message": gettext(language, message),
+            "state": state.value,
+            **page_context(request, language),
+            **self._lab(),
         }
-        status, title, message = pages[state]
-        return render(
-            request,
-            "portal_message.html",
-            {"title": title, "message": message, "state": state.value, **self._lab()},
-            status=status,
-        )
+        return render(request, "portal_message.html", context, status=status)
 
     def _check_page(
         self,
@@ -141,15 +125,20 @@ class PortalHandlers:
         status: int = 200,
     ) -> web.Response:
         csrf = request.cookies.get(PORTAL_CSRF_COOKIE) or new_token()
-        expires = rules.link_expiry(report)
+        language = self._language(request, report)
+        chosen = chosen_language(request)
         response = render(
             request,
             "portal_check.html",
             {
                 "token": token,
                 "csrf_token": csrf,
-                "error": error,
-                "expires": expires,
+                "error": gettext(language, error) if error else "",
+                "expires": rules.link_expiry(report, language),
+                # The language the patient picked stays with the form's answer.
+                "action": f"/r/{token}" + (f"?lang={chosen}" if chosen else ""),
+                **page_context(request, language, switch_path=f"/r/{token}"),
+                **portal_checks.page_fields(request, report),
                 **self._lab(),
             },
             status=status,
@@ -161,7 +150,7 @@ class PortalHandlers:
         token = request.match_info["token"]
         report, state = await self._load(token)
         if report is None or state is not LinkState.OPEN:
-            return self._closed_page(request, state)
+            return self._closed_page(request, state, report)
         return self._check_page(request, token, report)
 
     async def check(self, request: web.Request) -> web.StreamResponse:
@@ -169,39 +158,36 @@ class PortalHandlers:
         report, state = await self._load(token)
         if report is None or state is not LinkState.OPEN:
             await self._check_refused(request, report, state.value)
-            return self._closed_page(request, state)
+            return self._closed_page(request, state, report)
         form = await request.post()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        check = portal_checks.check_of(report)  # date of birth, receipt PIN or texted code
         if not tokens_match(request.cookies.get(PORTAL_CSRF_COOKIE), fields.get("csrf_token")):
-            return self._check_page(
-                request,
-                token,
-                report,
-                error="The page expired. Please enter your date of birth again.",
-                status=403,
-            )
-        entered = rules.parse_date_of_birth(fields)
+            error = portal_checks.PAGE_EXPIRED[check]
+            return self._check_page(request, token, report, error=error, status=403)
+        entered = portal_checks.entered(check, fields)
         if entered is None:
-            return self._check_page(
-                request, token, report, error="Please enter a complete date of birth.", status=400
-            )
+            error = portal_checks.INCOMPLETE[check]
+            return self._check_page(request, token, report, error=error, status=400)
         # Take one of the link's attempts before comparing: parallel guesses must not all be
         # compared while the count still looks low.
         limit = self._settings.portal_max_attempts
         attempts = await self._reports.take_check_attempt(report["_id"], limit)
         if attempts is None:
             await self._check_refused(request, report, LinkState.LOCKED.value)
-            return self._closed_page(request, LinkState.LOCKED)
-        if not rules.date_of_birth_matches(entered, report["patient"].get("date_of_birth")):
+            return self._closed_page(request, LinkState.LOCKED, report)
+        if not await self._matcher.matches(check, report, entered):
             return await self._wrong_date(request, token, report, attempts)
         await self._reports.clear_failed_checks(report["_id"])
         session = await self._sessions.create(report["_id"], utcnow())
-        await self._audit.write(
-            PATIENT, "portal.check_passed", report["_id"], client_detail(request)
-        )
+        passed = {"check": check.value, **client_detail(request)}
+        await self._audit.write(PATIENT, "portal.check_passed", report["_id"], passed)
         log.info("portal.check_passed", report_id=report["_id"])
-        # The token is spent for this visit: from here on the URL holds none.
-        response = redirect(f"{PORTAL_PATH}/report")
+        PORTAL_CHECKS.labels("passed").inc()
+        # The token is spent for this visit: from here on the URL holds none (only the
+        # language the patient picked, if any).
+        chosen = chosen_language(request)
+        response = redirect(f"{PORTAL_PATH}/report" + (f"?lang={chosen}" if chosen else ""))
         self._set_cookie(
             response,
             PORTAL_SESSION_COOKIE,
@@ -216,27 +202,24 @@ class PortalHandlers:
     ) -> web.StreamResponse:
         """After the `failed`-th attempt (already counted) proved wrong."""
         limit = self._settings.portal_max_attempts
-        detail = client_detail(request)
+        check = portal_checks.check_of(report)
+        detail = {"check": check.value, **client_detail(request)}
+        PORTAL_CHECKS.labels("failed").inc()
         if failed >= limit:
             await self._reports.lock_link(report["_id"])
             await self._audit.write(
                 PATIENT, "portal.locked", report["_id"], detail, outcome=AuditOutcome.FAILURE
             )
             log.warning("portal.locked", report_id=report["_id"])
-            return self._closed_page(request, LinkState.LOCKED)
+            PORTAL_LOCKOUTS.inc()
+            return self._closed_page(request, LinkState.LOCKED, report)
         await self._audit.write(
             PATIENT, "portal.check_failed", report["_id"], detail, outcome=AuditOutcome.FAILURE
         )
         log.info("portal.check_failed", report_id=report["_id"], failed_attempts=failed)
         left = rules.remaining_attempts(failed, limit)
-        noun = "attempt" if left == 1 else "attempts"
-        return self._check_page(
-            request,
-            token,
-            report,
-            error=f"That date of birth does not match our records. {left} {noun} left.",
-            status=400,
-        )
+        wrong = portal_checks.wrong_answer(check, self._language(request, report), left)
+        return self._check_page(request, token, report, error=wrong, status=400)
 
     async def _check_refused(
         self, request: web.Request, report: ReportDocument | None, why: str
@@ -260,15 +243,19 @@ class PortalHandlers:
             return self._session_ended(request)
         state = rules.link_state(report, utcnow(), self._settings.portal_max_attempts)
         if state is not LinkState.OPEN:
-            return self._closed_page(request, state)
+            return self._closed_page(request, state, report)
         return report
 
     def _session_ended(self, request: web.Request) -> web.Response:
-        message = (
+        language = self._language(request, None)
+        message = gettext(
+            language,
             "For your privacy, the report is shown for a short time only. Open the link in "
-            "the text message from the lab again and confirm your date of birth."
+            "the text message from the lab again and confirm who you are.",
         )
-        context = {"title": "Please open your link again", "message": message, "state": "session"}
+        title = gettext(language, "Please open your link again")
+        context = {"title": title, "message": message, "state": "session"}
+        context |= page_context(request, language)
         return render(request, "portal_message.html", context | self._lab(), status=403)
 
     async def report_page(self, request: web.Request) -> web.StreamResponse:
@@ -279,16 +266,18 @@ class PortalHandlers:
         await self._audit.write(PATIENT, "portal.opened", report["_id"], client_detail(request))
         await self._reports.mark_opened(report["_id"], utcnow())
         log.info("portal.opened", report_id=report["_id"])
+        language = self._language(request, report)
         return render(
             request,
             "portal_report.html",
             {
-                "results": rules.result_rows(list(report.get("results") or [])),
+                "results": rules.result_rows(list(report.get("results") or []), language),
                 "comments": report.get("comments", ""),
-                "sample_date": rules.long_date(report.get("sample_date")),
+                "sample_date": rules.long_date(report.get("sample_date"), language),
                 "version": report.get("version", 1),
-                "expires": rules.link_expiry(report),
+                "expires": rules.link_expiry(report, language),
                 "pdf": bool(report.get("pdf_file_id")),
+                **page_context(request, language, switch_path=f"{PORTAL_PATH}/report"),
                 **self._lab(),
             },
         )
@@ -315,5 +304,7 @@ def setup_portal(app: web.Application, resources: Resources) -> None:
     r = app.router
     r.add_get("/r/{token}", handlers.check_form)
     r.add_post("/r/{token}", handlers.check)
+    codes = PortalCodeRequests(resources, handlers, PORTAL_CSRF_COOKIE)
+    r.add_post("/r/{token}/code", codes.request_code)
     r.add_get(f"{PORTAL_PATH}/report", handlers.report_page)
     r.add_get(f"{PORTAL_PATH}/report.pdf", handlers.report_pdf)

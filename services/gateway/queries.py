@@ -1,13 +1,13 @@
 """What the admin pages, the admin API and the live batch stream read: batches, reports (and
 how to filter them), notifications and the development outbox. Reads only; each collection's
-writes belong to its owner (`services.infra.documents.OWNERS`)."""
+writes belong to its owner (`services.infra.owners.OWNERS`)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -38,6 +38,7 @@ class ReportFilter:
     sampled_from: str = ""  # sample dates, YYYY-MM-DD, both ends included
     sampled_to: str = ""
     stuck: str = ""  # "1": only reports that have not moved for longer than their stage allows
+    made_since: str = ""  # an ISO date-time: only reports made since then (the glance's links)
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> ReportFilter:
@@ -51,6 +52,7 @@ class ReportFilter:
             q=_get(query, "q"),
             sampled_from=_iso_date(_get(query, "sampled_from")),
             sampled_to=_iso_date(_get(query, "sampled_to")),
+            made_since=_iso_datetime(_get(query, "made_since")),
         )
 
     def mongo(self) -> dict[str, Any]:
@@ -76,6 +78,8 @@ class ReportFilter:
                 **({"$gte": self.sampled_from} if self.sampled_from else {}),
                 **({"$lte": self.sampled_to} if self.sampled_to else {}),
             }
+        if self.made_since:
+            query["created_at"] = {"$gte": datetime.fromisoformat(self.made_since)}
         if self.stuck:
             return {"$and": [query, report_status.stuck_query(utcnow())]}
         return query
@@ -129,6 +133,14 @@ def _contains(text: str) -> dict[str, str]:
 def _iso_date(text: str) -> str:
     try:
         return date.fromisoformat(text).isoformat() if text else ""
+    except ValueError:
+        return ""
+
+
+def _iso_datetime(text: str) -> str:
+    """A date-time with its offset, as given; "" when it is not one."""
+    try:
+        return text if text and datetime.fromisoformat(text).tzinfo else ""
     except ValueError:
         return ""
 
@@ -266,8 +278,10 @@ class ReportQueries:
         return await cursor.to_list()
 
     async def detail(self, report_id: str) -> ReportDocument | None:
-        """A report for the admin report page, without its `access` (the link token's hash)."""
-        return await self._reports.find_one({"_id": report_id}, {"access": 0})
+        """A report for the admin report page, without its link token's hashes or PIN hash
+        (its `access` keeps the second check it asks and the attempts)."""
+        hidden = {"access.token_hash": 0, "access.reminder_token_hash": 0, "pin_hash": 0}
+        return await self._reports.find_one({"_id": report_id}, hidden)
 
 
 class NotificationQueries:

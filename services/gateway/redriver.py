@@ -17,8 +17,9 @@ from datetime import datetime
 import structlog
 from aiohttp import web
 
-from contracts.v1 import ConvertReport, IngestBatch, Message, NotifyPatient, RenderReport, utcnow
+from contracts.v1 import ConvertReport, Message, NotifyPatient, RenderReport, utcnow
 from contracts.v1 import ReportStatus as S
+from services.gateway.uploads import ingest_command
 from services.infra.batches import Batches
 from services.infra.broker import publish
 from services.infra.periodic import Periodic
@@ -56,13 +57,8 @@ class Redriver:
         before = now - STUCK_AFTER[S.RECEIVED]
         for batch in await self._batches.unread(before, MOST_REDRIVES):
             if await self._batches.claim_redrive(batch, now):
-                ingest = IngestBatch(
-                    batch_id=batch["_id"],
-                    lab_id=batch["lab_id"],
-                    file_id=batch["file_id"],
-                    correlation_id=batch["correlation_id"],
-                )
-                await self._send(ingest, batch_id=batch["_id"], stage="received")
+                ingest = ingest_command(batch)
+                await self._send(ingest, batch_id=batch["_id"], stage=batch["status"])
                 sent += 1
         return sent
 

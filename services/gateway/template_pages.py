@@ -1,38 +1,32 @@
 """The dashboard's report templates (admins): upload a .docx under a name (each upload is a
-new version, checked by the template lint), see each version's check, preview it with sample
-data as a PDF, and choose the active version. Audited as `template.*`."""
+new version, checked by the template lint), see each version's check, map its own
+placeholders, preview it with sample data as a PDF, and choose the active version. The work
+is `template_actions.TemplateActions`, shared with the admin API and the command line."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
-import tempfile
-from pathlib import Path
+from collections.abc import Awaitable
+from typing import TypeVar
 
-import structlog
 from aiohttp import web
 
 from services.gateway import logic
+from services.gateway.actions import ActionRefused
+from services.gateway.template_actions import TemplateActions
 from services.gateway.web import USER, client_detail, render
-from services.infra.audit import Audit, staff
+from services.infra.audit import staff
 from services.infra.template_context import MAPPABLE, mapping_from_form, own_placeholders
-from services.infra.template_lint import lint
-from services.infra.templates import TemplateError, TemplateStore, name_problem
 
-log = structlog.get_logger()
-
-PREVIEW_SECONDS = 120
-MAX_TEMPLATE_BYTES = 10 * 1024 * 1024
+T = TypeVar("T")
 
 
 class TemplatePages:
-    def __init__(self, store: TemplateStore, audit: Audit) -> None:
-        self._store = store
-        self._audit = audit
+    def __init__(self, actions: TemplateActions) -> None:
+        self._actions = actions
 
     async def index(self, request: web.Request, error: str = "") -> web.StreamResponse:
-        names = await self._store.names()
+        names = await self._actions.store.names()
         return render(
             request, "templates.html", {"names": names, "error": error}, 400 if error else 200
         )
@@ -41,25 +35,21 @@ class TemplatePages:
         form = await request.post()
         name = str(form.get("name", "")).strip().lower()
         field = form.get("file")
-        if problem := name_problem(name):
-            return await self.index(request, problem)
-        if not isinstance(field, web.FileField) or not field.filename:
-            return await self.index(request, "Choose a Word (.docx) file to upload.")
-        data = await asyncio.to_thread(field.file.read)
-        if len(data) > MAX_TEMPLATE_BYTES:
-            return await self.index(request, "A template may be at most 10 MB.")
-        result = await asyncio.to_thread(lint, data)
-        filename = logic.clean_filename(field.filename)
-        document = await self._store.add_version(
-            name, data, filename=filename, uploaded_by=request[USER], lint=result.as_dict()
-        )
-        detail = {**client_detail(request), "template": name, "version": document["version"]}
-        await self._audit.write(staff(request[USER]), "template.uploaded", None, detail)
+        data, filename = b"", ""
+        if isinstance(field, web.FileField) and field.filename:
+            data = await asyncio.to_thread(field.file.read)
+            filename = logic.clean_filename(field.filename)
+        try:
+            await self._actions.upload(
+                name, filename, data, staff(request[USER]), request[USER], client_detail(request)
+            )
+        except ActionRefused as refused:
+            return await self.index(request, refused.reason)
         raise web.HTTPSeeOther(f"/templates/{name}")
 
     async def versions(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        versions = await self._store.versions(name)
+        versions = await self._actions.store.versions(name)
         if not versions:
             raise web.HTTPNotFound(text="No template of that name.")
         own = {v["version"]: own_placeholders(v["lint"].get("placeholders", [])) for v in versions}
@@ -67,57 +57,26 @@ class TemplatePages:
         return render(request, "template.html", context)
 
     async def map_fields(self, request: web.Request) -> web.StreamResponse:
-        """Save a version's mapping of its own placeholders, and check it again with it."""
         name, version = request.match_info["name"], _version(request)
-        document = await self._store.get(name, version)
-        if document is None:
-            raise web.HTTPNotFound(text="No such template version.")
+        document = await _or_http_error(self._actions.version(name, version))
         mapping = mapping_from_form(await request.post(), document["lint"]["placeholders"])
-        data = await self._store.data(document)
-        result = await asyncio.to_thread(lint, data, mapping)
-        await self._store.set_mapping(name, version, mapping, result.as_dict())
-        detail = {**client_detail(request), "template": name, "version": version}
-        detail["mapping"] = mapping
-        await self._audit.write(staff(request[USER]), "template.mapped", None, detail)
+        await _or_http_error(
+            self._actions.map_fields(
+                name, version, mapping, staff(request[USER]), client_detail(request)
+            )
+        )
         raise web.HTTPSeeOther(f"/templates/{name}#v{version}")
 
     async def activate(self, request: web.Request) -> web.StreamResponse:
         name, version = request.match_info["name"], _version(request)
-        try:
-            await self._store.activate(name, version)
-        except TemplateError as error:
-            raise web.HTTPBadRequest(text=str(error)) from None
-        detail = {**client_detail(request), "template": name, "version": version}
-        await self._audit.write(staff(request[USER]), "template.activated", None, detail)
+        await _or_http_error(
+            self._actions.activate(name, version, staff(request[USER]), client_detail(request))
+        )
         raise web.HTTPSeeOther(f"/templates/{name}")
 
     async def preview(self, request: web.Request) -> web.StreamResponse:
-        """The version rendered with sample data and converted to PDF by a short-lived
-        `resultflow templates preview` (LibreOffice is the convert service's, not ours)."""
-        document = await self._store.get(request.match_info["name"], _version(request))
-        if document is None:
-            raise web.HTTPNotFound(text="No such template version.")
-        if not document["lint"].get("ok"):
-            raise web.HTTPConflict(text="This version did not pass the check: no preview.")
-        data = await self._store.data(document)
-        with tempfile.TemporaryDirectory() as folder:
-            source, target = Path(folder) / "t.docx", Path(folder) / "preview.pdf"
-            source.write_bytes(data)
-            mapping = Path(folder) / "mapping.json"
-            mapping.write_text(json.dumps(document["mapping"]))
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "services.cli_templates", str(source), str(target),
-                str(mapping),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-            try:
-                await asyncio.wait_for(process.wait(), PREVIEW_SECONDS)
-            except TimeoutError:
-                process.kill()
-                raise web.HTTPServiceUnavailable(text="The preview took too long.") from None
-            if process.returncode != 0 or not target.exists():
-                raise web.HTTPServiceUnavailable(text="The preview could not be made.")
-            pdf = target.read_bytes()
+        name, version = request.match_info["name"], _version(request)
+        pdf = await _or_http_error(self._actions.preview(name, version))
         return web.Response(
             body=pdf,
             headers={
@@ -127,6 +86,21 @@ class TemplatePages:
         )
 
 
+HTTP_ERRORS: dict[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest,
+    404: web.HTTPNotFound,
+    409: web.HTTPConflict,
+    503: web.HTTPServiceUnavailable,
+}
+
+
+async def _or_http_error(action: Awaitable[T]) -> T:
+    try:
+        return await action
+    except ActionRefused as refused:
+        raise HTTP_ERRORS.get(refused.status, web.HTTPBadRequest)(text=refused.reason) from None
+
+
 def _version(request: web.Request) -> int:
     try:
         return int(request.match_info["version"])
@@ -134,8 +108,8 @@ def _version(request: web.Request) -> int:
         raise web.HTTPNotFound() from None
 
 
-def setup_templates(app: web.Application, store: TemplateStore, audit: Audit) -> None:
-    pages = TemplatePages(store, audit)
+def setup_templates(app: web.Application, actions: TemplateActions) -> None:
+    pages = TemplatePages(actions)
     r = app.router
     r.add_get("/templates", pages.index)
     r.add_post("/templates", pages.upload)

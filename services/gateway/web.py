@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from pydantic import BaseModel, ValidationError
 
-from services.gateway import logic, proxies
+from services.gateway import logic, portal_language, proxies
 from services.gateway.permissions import Role, can, can_see_batch, role_of
 from services.infra.settings import Settings
 
@@ -62,13 +62,14 @@ def setup_pages(app: web.Application, settings: Settings) -> None:
             "outbox_enabled": settings.sms_provider == "outbox",
         }
 
-    aiohttp_jinja2.setup(
+    environment = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
         context_processors=[page_context],
         filters={"datetime": functools.partial(format_datetime, zone=settings.time_zone)},
     )
+    portal_language.install(environment)  # `_()` in the portal's pages
     app.on_response_prepare.append(security_headers(https=settings.cookie_secure))
     app[TRUSTED_PROXIES] = proxies.trusted_networks(settings.trusted_proxies)
     app.router.add_static("/static/", HERE / "static")
@@ -129,11 +130,16 @@ SMALL_BODY_ROUTES = frozenset(
     }
 )
 UPLOAD_ROUTES = frozenset({"/upload", "/api/v1/batches", "/templates", "/api/v1/templates"})
+# Anyone may ask whether a PDF is genuine: a report with a letterhead's images and embedded
+# fonts runs to a few MB at most.
+VERIFY_ROUTE, VERIFY_BODY_BYTES = "/v/{reference}", 16 * 1024 * 1024
 
 
 def body_limit(route: str, upload_limit: int) -> int:
     if route in SMALL_BODY_ROUTES:
         return SMALL_BODY_BYTES
+    if route == VERIFY_ROUTE:
+        return min(VERIFY_BODY_BYTES, upload_limit)
     return upload_limit if route in UPLOAD_ROUTES else FORM_BODY_BYTES
 
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from contracts.v1 import SmsReceipt, utcnow
 from services.gateway.web import client_detail
-from services.infra import twilio
+from services.infra import africastalking, twilio
 from services.infra.audit import PATIENT, SYSTEM, Audit
 from services.infra.broker import publish
 from services.infra.documents import AuditOutcome
@@ -106,9 +106,43 @@ class WebhookHandlers:
         log.info("webhook.twilio_receipt", provider_message_id=message_sid, status=status)
         return web.Response(status=204)
 
+    async def africastalking_delivery(self, request: web.Request) -> web.StreamResponse:
+        """Africa's Talking's delivery report (form: id, status, phoneNumber, networkCode,
+        failureReason, retryCount). It signs nothing: the URL's last segment must be our
+        secret (`RESULTFLOW_AFRICASTALKING_CALLBACK_SECRET`), compared in constant time."""
+        given = request.match_info.get("secret", "")
+        if not africastalking.secret_valid(self._settings.africastalking_callback_secret, given):
+            # The route, not the path: a near-miss of the secret stays out of the logs.
+            log.warning("webhook.africastalking_bad_secret")
+            detail = {"webhook": africastalking.DELIVERY_ROUTE, **client_detail(request)}
+            await self._audit.write(
+                SYSTEM, "webhook.bad_signature", None, detail, outcome=AuditOutcome.REFUSED
+            )
+            raise web.HTTPForbidden(text="Invalid delivery report URL.")
+        form = await request.post()
+        message_id = str(form.get("id", "")).strip()
+        if not message_id or len(message_id) > 100:
+            raise web.HTTPBadRequest(text="id missing or too long.")
+        status = africastalking.receipt_status(str(form.get("status", "")))
+        if status is None:
+            log.info("webhook.africastalking_status_ignored", provider_message_id=message_id)
+            return web.Response(text="OK")
+        receipt = SmsReceipt(
+            correlation_id=uuid.uuid4().hex,
+            provider="africastalking",
+            provider_message_id=message_id,
+            status=status,  # type: ignore[arg-type]
+            error_code=str(form.get("failureReason", "")).strip()[:100],
+        )
+        await publish(self._resources.broker, receipt)
+        log.info("webhook.africastalking_receipt", provider_message_id=message_id, status=status)
+        # Africa's Talking retries a report until it gets a 200.
+        return web.Response(text="OK")
+
 
 def setup_webhooks(app: web.Application, resources: Resources) -> None:
     handlers = WebhookHandlers(resources)
     app.router.add_post(twilio.STATUS_CALLBACK_PATH, handlers.twilio_status)
     app.router.add_post(TWILIO_INBOUND_PATH, handlers.twilio_inbound)
     app.router.add_post(OUTBOX_INBOUND_PATH, handlers.outbox_inbound)
+    app.router.add_post(africastalking.DELIVERY_ROUTE, handlers.africastalking_delivery)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aio_pika.exceptions import ChannelNotFoundEntity
 from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.schemas import QueueType
@@ -64,6 +66,35 @@ async def declare_topology(broker: RabbitBroker, amqp_url: str | None = None) ->
             )
         )
         await dlq.bind(dead_letters, routing_key=queue.dead_letter_queue)
+
+
+# What a person sees when RabbitMQ refuses new work (a memory or disk alarm).
+NOT_ACCEPTING_WORK = (
+    "The message system is not accepting work right now; try again in a few minutes."
+)
+
+
+def publishing_blocked(broker: RabbitBroker) -> bool:
+    """Whether RabbitMQ has blocked this process's connection (`connection.blocked`: a memory
+    or disk alarm); a publish would then wait until the alarm clears. aiormq keeps the state
+    only in a private event, read here and nowhere else; False when it cannot be read."""
+    connection = getattr(broker, "_connection", None)
+    amqp = getattr(getattr(connection, "transport", None), "connection", None)
+    unblocked = getattr(amqp, "_Connection__connection_unblocked", None)
+    return isinstance(unblocked, asyncio.Event) and not unblocked.is_set()
+
+
+class NotAcceptingWork(RuntimeError):
+    """RabbitMQ refuses new work (an alarm): nothing was stored; try again later (503)."""
+
+
+def ensure_accepting_work(broker: RabbitBroker) -> None:
+    if publishing_blocked(broker):
+        raise NotAcceptingWork(NOT_ACCEPTING_WORK)
+
+
+# What the gateway waits for a publish before leaving the message to the outbox relay.
+PUBLISH_WAIT_SECONDS = 5.0
 
 
 class TopologyMissingError(RuntimeError):

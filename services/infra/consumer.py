@@ -10,6 +10,7 @@ that is not a valid contract goes to the dead-letter queue, with the reason logg
 from __future__ import annotations
 
 import asyncio
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from contracts import topology
 from contracts.v1 import Message
 from services.infra.broker import DEAD_LETTER_EXCHANGE, EXCHANGE, rabbit_queue
 from services.infra.errors import PermanentError
+from services.infra.metrics import HANDLING_SECONDS, MESSAGES_FAILED, MESSAGES_HANDLED
 from services.infra.service import Resources
 
 log = structlog.get_logger()
@@ -47,10 +49,17 @@ def validation_summary(error: ValidationError) -> str:
 
 
 def subscribe(
-    resources: Resources, message_type: type[M], *, on_give_up: GiveUp[M]
+    resources: Resources,
+    message_type: type[M],
+    *,
+    on_give_up: GiveUp[M],
+    retry_backoff: float | None = None,
 ) -> Callable[[Handler[M]], Handler[M]]:
+    """`retry_backoff`: this queue's first redelivery delay, when not the service's own."""
     queue = topology.queue_for(message_type)
-    broker, retry_backoff = resources.broker, resources.settings.retry_backoff_seconds
+    broker = resources.broker
+    if retry_backoff is None:
+        retry_backoff = resources.settings.retry_backoff_seconds
     # Where the setup job declared the topology, the queue is only looked up: the service's
     # broker user may read it, not configure it.
     declare = resources.settings.setup_on_start
@@ -73,6 +82,8 @@ async def _consume(
     on_give_up: GiveUp[M],
     retry_backoff: float,
 ) -> None:
+    kind = {"service": topology.queue_for(message_type).consumer}
+    kind["message_type"] = message_type.routing_key
     with structlog.contextvars.bound_contextvars(
         correlation_id=raw.correlation_id, message_type=message_type.routing_key
     ):
@@ -81,6 +92,7 @@ async def _consume(
         except ValidationError as error:
             reason = validation_summary(error)
             log.error("message.rejected_invalid", reason=reason)
+            MESSAGES_FAILED.labels(**kind, outcome="invalid").inc()
             await _dead_letter_with_reason(broker, raw, message_type, reason)
             return
         ids: dict[str, Any] = {
@@ -90,27 +102,33 @@ async def _consume(
         }
         with structlog.contextvars.bound_contextvars(correlation_id=message.correlation_id, **ids):
             attempt = delivery_count(raw) + 1
+            started = time.perf_counter()
             try:
                 await handler(message)
             except PermanentError as error:
                 # The reason may quote the data (a phone number): it is stored for lab staff,
                 # the log gets only its kind.
                 log.error("message.failed_permanently", error=type(error).__name__)
+                MESSAGES_FAILED.labels(**kind, outcome="permanent").inc()
                 await _give_up(raw, message, str(error), on_give_up)
                 return
             except Exception as error:
                 failure = {"error": type(error).__name__, "stack": _frames(error)}
                 if attempt < topology.DELIVERY_LIMIT:
                     log.warning("message.retrying", attempt=attempt, **failure)
+                    MESSAGES_FAILED.labels(**kind, outcome="retried").inc()
                     # Back off, so a provider's rate limit or a restarting server gets time.
                     await asyncio.sleep(retry_delay(attempt, retry_backoff))
                     await raw.nack(requeue=True)
                     return
                 reason = f"gave up after {attempt} attempts: {type(error).__name__}: {error}"
                 log.error("message.gave_up", attempt=attempt, **failure)
+                MESSAGES_FAILED.labels(**kind, outcome="gave_up").inc()
                 await _give_up(raw, message, reason, on_give_up)
                 return
             await raw.ack()
+            HANDLING_SECONDS.labels(**kind).observe(time.perf_counter() - started)
+            MESSAGES_HANDLED.labels(**kind).inc()
 
 
 def retry_delay(attempt: int, backoff: float) -> float:

@@ -39,8 +39,12 @@ async def ensure_indexes(db: Database) -> None:
         name="notification_once",
     )
     await db.notifications.create_index("provider_message_id", sparse=True)
+    # One .docx and one PDF per report version (`FileStore.put_for_report`).
     await db["fs.files"].create_index(
-        [("metadata.report_id", ASCENDING), ("metadata.kind", ASCENDING)]
+        [("metadata.report_id", ASCENDING), ("metadata.kind", ASCENDING)],
+        unique=True,
+        partialFilterExpression={"metadata.report_id": {"$exists": True}},
+        name="report_file_once",
     )
     # GridFS's own indexes, which it would otherwise create on a bucket's first upload: a
     # service's MongoDB user may not create indexes (`services.infra.database_access`).
@@ -60,5 +64,7 @@ async def ensure_indexes(db: Database) -> None:
     await db.audit.create_index([("at", DESCENDING)])  # the audit page, newest first
     await db.dead_letters.create_index([("state", ASCENDING), ("last_failed_at", DESCENDING)])
     await db.outbox.create_index("to")
+    # The transactional outbox (not the SMS one above): its relay looks for expired claims.
+    await db.message_outbox.create_index([("claimed_until", ASCENDING)])
     await db.sheet_profiles.create_index([("lab_id", ASCENDING), ("name", ASCENDING)], unique=True)
     await db.templates.create_index([("name", ASCENDING), ("version", DESCENDING)])

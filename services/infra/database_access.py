@@ -3,7 +3,7 @@
 `GRANTS` is the table; `init_script()` turns it into the mongosh script that compose's
 `mongodb-init` runs (`deploy/mongodb/init-users.js`, regenerated with `resultflow database
 users-script`; a test keeps the file equal to it). The writers of each collection are its
-owner module's callers (`documents.OWNERS`, docs/data-model.md). Indexes are created by the
+owner module's callers (`owners.OWNERS`, docs/data-model.md). Indexes are created by the
 setup job (`resultflow database indexes`, as `resultflow-setup`), never by a service: the
 right to create an index includes a TTL index, which deletes documents.
 """
@@ -27,6 +27,7 @@ FILES_WRITE = {"fs.files": (FIND, INSERT, LIST_INDEXES), "fs.chunks": (FIND, INS
 GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     "ingest": {
         "reports": (FIND, INSERT, UPDATE),  # creates reports; supersedes older versions
+        "message_outbox": OWN_DATA,  # stored with each change, deleted once published
         "batches": (FIND, UPDATE),  # marks a batch ingested or failed
         "rejected_messages": (FIND, INSERT, UPDATE),  # the reason is upserted
         "audit": APPEND_ONLY,  # corrections
@@ -35,21 +36,29 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "render": {
         "reports": (FIND, UPDATE),
+        "message_outbox": OWN_DATA,  # stored with each change, deleted once published
         "templates": (FIND,),
         "template_rules": (FIND,),  # which template a report uses
         **FILES_WRITE,  # the .docx
     },
-    "convert": {"reports": (FIND, UPDATE), **FILES_WRITE},  # reads the .docx, stores the PDF
+    "convert": {  # reads the .docx, stores the PDF
+        "reports": (FIND, UPDATE),
+        "message_outbox": OWN_DATA,  # stored with each change, deleted once published
+        **FILES_WRITE,
+    },
     "notify": {
         "reports": (FIND, UPDATE),  # status, access link, holds
+        "message_outbox": OWN_DATA,  # stored with each change, deleted once published
         "notifications": (FIND, INSERT, UPDATE),
         "outbox": (INSERT,),  # the development SMS provider
         "release_rules": (FIND,),
         "audit": APPEND_ONLY,  # SMS sent or refused
         "sms_opt_outs": (FIND, INSERT, UPDATE),  # the provider's own opt-out error (21610)
+        "access_codes": (FIND, INSERT, UPDATE),  # the hash of each texted one-time code
     },
     "gateway": {
         "reports": (FIND, UPDATE),  # staff release/withdraw/retry, portal check attempts
+        "message_outbox": OWN_DATA,  # stored with each change, deleted once published
         "batches": (FIND, INSERT, UPDATE),
         "audit": APPEND_ONLY,  # never update or remove: the trail is append-only
         "release_rules": (FIND, INSERT, UPDATE),
@@ -60,11 +69,12 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "sessions": OWN_DATA,
         "login_throttle": OWN_DATA,
         "portal_sessions": OWN_DATA,
+        "access_codes": (FIND, INSERT, UPDATE),  # code requests counted, codes spent
         "sms_opt_outs": (FIND, INSERT, UPDATE),  # STOP / START replies (inbound webhooks)
         "dead_letters": (FIND, INSERT, UPDATE),  # kept, replayed or discarded; never removed
         "templates": (FIND, INSERT, UPDATE),  # versions are kept, never removed
         "template_rules": (FIND, INSERT, UPDATE),  # replaced whole by an admin
-        "sheet_profiles": (FIND, INSERT, UPDATE),  # edited by staff, never removed
+        "sheet_profiles": OWN_DATA,  # edited and deleted by admins (audited)
         **FILES_WRITE,  # uploads and templates; reads PDFs for the portal
     },
 }

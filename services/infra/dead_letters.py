@@ -96,8 +96,11 @@ def dead_letter_from(
     except ValueError:
         fields = {}
     fields = fields if isinstance(fields, dict) else {}
-    # One document per death of one message: redelivered from the queue, it is kept once.
+    # One document per death of one message: redelivered from the queue, it is kept once;
+    # replayed and failing again, it is a new death (kept again, waiting for a person).
     identity = f"{dead_letter_queue}|{message_id or hashlib.sha256(body).hexdigest()}|{count}"
+    if replayed := headers.get("x-replayed-from"):
+        identity += f"|{replayed}"
     return {
         "_id": hashlib.sha256(identity.encode()).hexdigest()[:24],
         "queue": queue.name if queue else dead_letter_queue,

@@ -2,7 +2,7 @@
 
 Every reader and writer of these collections uses these types; docs/data-model.md describes
 the fields. Status strings come from the enums here (and `contracts.v1.ReportStatus`), never
-from literals. Which module writes which collection: `OWNERS`.
+from literals. Which module writes which collection: `services.infra.owners.OWNERS`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ class BatchStatus(StrEnum):
     on their way), failed (nothing of it will be reported) or cancelled by staff (none of its
     reports not yet sent will be)."""
 
+    PREVIEWING = "previewing"  # read only to show what it would make, until staff confirm
+    DISCARDED = "discarded"  # a preview staff did not confirm: nothing of it made
     RECEIVED = "received"
     INGESTED = "ingested"
     FAILED = "failed"
@@ -83,6 +85,7 @@ class PatientFields(TypedDict):
     date_of_birth: str  # YYYY-MM-DD
     sex: str  # F, M or U
     phone: str  # E.164
+    language: NotRequired[str]  # a shipped one (`services.infra.languages`): SMS, portal, template
 
 
 class ResultFields(TypedDict):
@@ -108,6 +111,8 @@ class AccessDocument(TypedDict):
     opened_at: NotRequired[datetime | None]  # first time the patient saw the report
     reminder_at: NotRequired[datetime | None]  # when its one reminder SMS was claimed
     reminder_token_hash: NotRequired[str]  # the reminder's link, which opens the same report
+    check: NotRequired[str]  # a second_check.SecondCheck value; none: date_of_birth
+    check_note: NotRequired[str]  # why it is not the lab's usual check (a PIN lab, no PIN)
 
 
 class HoldDocument(TypedDict):
@@ -157,6 +162,7 @@ class ReportDocument(TypedDict):
     version: int
     correlation_id: str
     patient: PatientFields
+    language_note: NotRequired[str]  # for staff: the patient's language was not usable
     sample_date: str  # YYYY-MM-DD
     results: list[ResultFields]
     comments: str
@@ -177,6 +183,7 @@ class ReportDocument(TypedDict):
     release: NotRequired[StaffActionDocument]
     withdrawal: NotRequired[StaffActionDocument]
     retry: NotRequired[StaffActionDocument]
+    pin_hash: NotRequired[str]  # keyed hash of the receipt's PIN (`second_check`), never the PIN
     redriven_at: NotRequired[datetime]
     sms_due: NotRequired[SmsDueDocument]  # the SMS waits for quiet hours to end
     # Corrections: the version this one replaced, what changed, and what replaced this one.
@@ -221,6 +228,10 @@ class BatchDocument(TypedDict):
     failed_at: NotRequired[datetime]
     redriven_at: NotRequired[datetime]  # its IngestBatch sent again (`gateway.redriver`)
     redrives: NotRequired[int]
+    profile: NotRequired[str | None]  # the sheet profile chosen at upload
+    template: NotRequired[str | None]  # the report template chosen at upload, for every report
+    preview: NotRequired[dict[str, Any]]  # what it would make (`ingest.preview`)
+    confirmation: NotRequired[StaffActionDocument]  # its preview confirmed or discarded
 
 
 # --- notifications, outbox, audit -----------------------------------------------------------
@@ -297,28 +308,6 @@ class AuditRecord(TypedDict):
     client: NotRequired[str]  # the client's address ("" when there was no request)
     prev_hash: NotRequired[str]  # the hash of entry seq-1 ("" for the first)
     hash: NotRequired[str]  # SHA-256 of this entry's canonical form, prev_hash included
-
-
-# The one module that writes each collection; everything else only reads it.
-OWNERS: dict[str, str] = {
-    "reports": "services.infra.reports",
-    "release_rules": "services.infra.release_rules",
-    "batches": "services.infra.batches",
-    "audit": "services.infra.audit",
-    "notifications": "services.notify.adapters",
-    "outbox": "services.notify.providers",
-    "rejected_messages": "services.ingest.adapters",
-    "users": "services.gateway.accounts_store",
-    "sessions": "services.gateway.sessions_store",
-    "login_throttle": "services.gateway.sessions_store",
-    "api_tokens": "services.gateway.accounts_store",
-    "portal_sessions": "services.gateway.portal",
-    "sms_opt_outs": "services.infra.opt_outs",
-    "dead_letters": "services.infra.dead_letters",
-    "templates": "services.infra.templates",
-    "template_rules": "services.infra.template_rules",
-    "sheet_profiles": "services.infra.sheet_profiles",
-}
 
 
 def reports(db: Database) -> AsyncCollection[ReportDocument]:

@@ -22,12 +22,15 @@ from pydantic import ValidationError
 
 from contracts.flags import ACCEPTED, normalise_flag
 from contracts.v1 import IngestLisResult, LabResult, Patient, utcnow
+from services.infra import second_check
 from services.infra.phones import PhoneError, normalise_phone
 
 BUNDLE_TYPES = ("collection", "transaction", "message")
 REPORTED = ("final", "amended", "corrected", "appended")
 SEX = {"female": "F", "male": "M"}
 MAX_ISSUES = 50
+# DiagnosticReport.extension carrying the PIN printed on the collection receipt (valueString).
+RECEIPT_PIN = "urn:resultflow:fhir:StructureDefinition:receipt-pin"
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,7 @@ class _Context:
             results.append(result)
             comments.extend(f"{result.test}: {note['text']}" for note in _notes(observation))
         person = self._patient(f"Bundle.entry[{patient_index}].resource", patient, issues)
+        pin = _receipt_pin(where, report, issues)
         if issues or person is None:
             raise FhirError(issues)
         if report.get("conclusion"):
@@ -195,6 +199,7 @@ class _Context:
             sample_date=date.fromisoformat(str(when)[:10]),
             results=results,
             comments="\n".join(comments),
+            receipt_pin=pin,
         )
 
     def _patient(self, where: str, patient: dict[str, Any], issues: list[Issue]) -> Patient | None:
@@ -231,7 +236,32 @@ class _Context:
             date_of_birth=date.fromisoformat(patient["birthDate"]),
             sex=SEX.get(str(patient.get("gender")), "U"),  # type: ignore[arg-type]
             phone=str(phone),
+            language=_language(patient),
         )
+
+
+def _language(patient: dict[str, Any]) -> str:
+    """Patient.communication's language (BCP-47 code), the one marked preferred first."""
+    spoken = sorted(
+        patient.get("communication") or [], key=lambda c: c.get("preferred") is not True
+    )
+    for communication in spoken:
+        for coding in (communication.get("language") or {}).get("coding") or []:
+            if code := str(coding.get("code") or "").strip():
+                return code[:35]
+    return ""
+
+
+def _receipt_pin(where: str, report: dict[str, Any], issues: list[Issue]) -> str | None:
+    """The collection receipt's PIN: DiagnosticReport.extension `RECEIPT_PIN` (valueString,
+    4-8 digits); None when absent. The issue never repeats the value."""
+    for n, extension in enumerate(report.get("extension") or []):
+        if isinstance(extension, dict) and extension.get("url") == RECEIPT_PIN:
+            try:
+                return second_check.normalise_pin(extension.get("valueString"))
+            except second_check.PinError as error:
+                issues.append(Issue(f"{where}.extension[{n}].valueString", str(error), "value"))
+    return None
 
 
 def _notes(resource: dict[str, Any]) -> list[dict[str, Any]]:

@@ -2,28 +2,34 @@
 
 Each status change is one conditional update (`status` must be one from which the target
 may be reached), so a duplicate message changes nothing; each change that happened is
-announced as `ReportStatusChanged`. The patient link (`access`) is written here too: notify
-issues it, the portal counts and locks its date-of-birth checks.
+announced as `ReportStatusChanged`, stored with the change (`services.infra.outbox`). The
+patient link (`access`) is written here too: notify issues it, the portal counts and locks
+its date-of-birth checks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from faststream.rabbit import RabbitBroker
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from contracts.v1 import ReportStatus, ReportStatusChanged, utcnow
+from contracts.v1 import Message, ReportStatus, ReportStatusChanged, utcnow
 from services.infra import documents, report_status
-from services.infra.broker import publish
 from services.infra.database import Database
 from services.infra.documents import AccessDocument, ReportDocument
 from services.infra.errors import ReportNotFoundError
+from services.infra.metrics import observe_stage
+from services.infra.outbox import Outbox
 from services.infra.report_status import sources_of
 from services.infra.tokens import looks_like_token, token_hash
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.client_session import AsyncClientSession
 
 log = structlog.get_logger()
 
@@ -31,7 +37,7 @@ log = structlog.get_logger()
 class Reports:
     def __init__(self, db: Database, broker: RabbitBroker) -> None:
         self._collection = documents.reports(db)
-        self._broker = broker
+        self._outbox = Outbox(db, broker)
 
     async def get(self, report_id: str) -> ReportDocument:
         report = await self._collection.find_one({"_id": report_id})
@@ -95,29 +101,32 @@ class Reports:
         fields: dict[str, Any] | None = None,
         reason: str = "",
         where: dict[str, Any] | None = None,
+        then: Sequence[Message] = (),
+        crash_at: str = "",
     ) -> bool:
         """Move `report` to `to` if its current status allows it (and it still matches
-        `where`); False when it did not."""
-        now = utcnow()
-        before = await self._collection.find_one_and_update(
-            {
-                "_id": report["_id"],
-                "status": {"$in": [s.value for s in sources_of(to)]},
-                **(where or {}),
-            },
-            {
-                "$set": {"status": to.value, "updated_at": now, **(fields or {})},
-                "$push": {"history": {"status": to.value, "at": now, "reason": reason}},
-            },
-            projection={"status": 1},
-            return_document=ReturnDocument.BEFORE,
-        )
-        if before is None:
-            return False
-        log.info("report.status_changed", report_id=report["_id"], status=to.value)
-        await publish(
-            self._broker,
-            ReportStatusChanged(
+        `where`); False when it did not. The change, its `ReportStatusChanged` and the next
+        stage's commands (`then`) are stored in one transaction (`services.infra.outbox`)."""
+
+        async def change(session: AsyncClientSession) -> tuple[bool, list[Message]]:
+            now = utcnow()
+            before = await self._collection.find_one_and_update(
+                {
+                    "_id": report["_id"],
+                    "status": {"$in": [s.value for s in sources_of(to)]},
+                    **(where or {}),
+                },
+                {
+                    "$set": {"status": to.value, "updated_at": now, **(fields or {})},
+                    "$push": {"history": {"status": to.value, "at": now, "reason": reason}},
+                },
+                projection={"status": 1},
+                return_document=ReturnDocument.BEFORE,
+                session=session,
+            )
+            if before is None:
+                return False, []
+            changed = ReportStatusChanged(
                 correlation_id=report["correlation_id"],
                 report_id=report["_id"],
                 batch_id=report.get("batch_id"),
@@ -125,9 +134,14 @@ class Reports:
                 status=to,
                 previous_status=ReportStatus(before["status"]),
                 reason=reason,
-            ),
-        )
-        return True
+            )
+            return True, [changed, *then]
+
+        moved = await self._outbox.commit(change, crash_at=crash_at)
+        if moved:
+            log.info("report.status_changed", report_id=report["_id"], status=to.value)
+            observe_stage(to.value, report)
+        return moved
 
     async def fail(self, report_id: str, reason: str) -> None:
         """Mark the report failed with a reason a lab user can act on."""

@@ -31,6 +31,8 @@ FieldName = Literal[
     "unit",
     "reference_range",
     "flag",
+    "language",
+    "pin",
 ]
 FIELDS: tuple[str, ...] = get_args(FieldName)
 NAME = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,59}$"
@@ -122,6 +124,9 @@ class SheetProfiles:
             raise ProfileNotFound(f"sheet profile '{name}' is not known")
         return _profile(document)
 
+    async def exists(self, lab_id: str, name: str) -> bool:
+        return await self._collection.count_documents({"lab_id": lab_id, "name": name}) > 0
+
     async def save(self, lab_id: str, profile: SheetProfile, by: str) -> None:
         """Create the profile, or replace the one of the same name."""
         fields = profile.model_dump(mode="json")
@@ -133,6 +138,12 @@ class SheetProfiles:
             },
             upsert=True,
         )
+
+    async def delete(self, lab_id: str, name: str) -> bool:
+        """Remove the lab's profile of that name; False when there was none. Batches that
+        named it keep the name they were read with."""
+        result = await self._collection.delete_one({"lab_id": lab_id, "name": name})
+        return result.deleted_count == 1
 
 
 def _profile(document: dict[str, Any]) -> SheetProfile:

@@ -5,10 +5,13 @@ and batches are written through their owners, `services.infra.reports` and
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 from contracts.v1 import utcnow
 from services.infra.database import Database
 from services.infra.sheet_profiles import SheetProfile
-from services.ingest import layout, profiles, sheet_reader
+from services.ingest import layout, preview, profiles, sheet_reader
 from services.ingest.errors import SheetError
 
 MAX_ROWS = 50_000
@@ -17,7 +20,13 @@ MAX_ROWS = 50_000
 def read_sheet(data: bytes, filename: str, profile: SheetProfile | None = None) -> layout.Table:
     """The results table of an upload: header found (with the profile's column names and
     layout), merged cells filled, footers skipped."""
-    sheets = sheet_reader.read_workbook(data, filename)
+    return table_of(sheet_reader.read_workbook(data, filename), filename, profile)
+
+
+def table_of(
+    sheets: list[sheet_reader.RawSheet], filename: str, profile: SheetProfile | None = None
+) -> layout.Table:
+    """`read_sheet` of a workbook already read."""
     if not any(any(c is not None for c in row) for sheet in sheets for row in sheet.rows):
         raise SheetError(f"'{filename}' has no rows")
     layout_name = profile.layout if profile else "auto"
@@ -25,6 +34,29 @@ def read_sheet(data: bytes, filename: str, profile: SheetProfile | None = None) 
     if len(set(table.row_numbers)) > MAX_ROWS:
         raise SheetError(f"'{filename}' has more than {MAX_ROWS} rows; split it into batches")
     return table
+
+
+def preview_sheet(
+    data: bytes,
+    filename: str,
+    profile: SheetProfile | None,
+    stored: list[SheetProfile],
+    region: str,
+    today: date,
+) -> dict[str, Any]:
+    """What reading the upload would make (`preview`), read exactly as for a real run; a
+    sheet that cannot be read is a preview with its `error`. Nothing is stored."""
+    try:
+        sheets = sheet_reader.read_workbook(data, filename)
+    except SheetError as error:
+        return {**preview.of_error(str(error), profile), "suggested_profile": None}
+    suggested = preview.suggestion(profile, stored, preview.header_cells(sheets))
+    try:
+        table = table_of(sheets, filename, profile)
+        outcome = profiles.group(table, profile, region, today)
+    except SheetError as error:
+        return {**preview.of_error(str(error), profile), "suggested_profile": suggested}
+    return {**preview.of_outcome(table, outcome, profile), "suggested_profile": suggested}
 
 
 class RejectedMessages:

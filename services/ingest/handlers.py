@@ -16,10 +16,11 @@ from contracts.v1 import (
     ReportStatus,
     utcnow,
 )
-from services.infra import fhir_bundle
+from services.infra import fhir_bundle, second_check
 from services.infra.audit import SYSTEM, Audit, staff
 from services.infra.batches import Batches
 from services.infra.broker import publish
+from services.infra.crash_points import crash_point
 from services.infra.documents import BatchStatus, LisSource, ReportDocument, SheetSource
 from services.infra.errors import PermanentError
 from services.infra.service import Resources
@@ -54,6 +55,12 @@ class IngestHandlers:
         if batch["status"] == BatchStatus.CANCELLED:
             log.info("batch.cancelled_before_ingest")
             return
+        if message.preview != (batch["status"] == BatchStatus.PREVIEWING) or (
+            batch["status"] == BatchStatus.DISCARDED
+        ):
+            # A preview already confirmed or discarded, or a real run of one not confirmed.
+            log.info("batch.ingest_not_wanted", preview=message.preview, status=batch["status"])
+            return
         try:
             upload = await self._resources.files.get(message.file_id)
         except NoFile:
@@ -64,6 +71,9 @@ class IngestHandlers:
                 profile = await self._profiles.get(message.lab_id, message.profile)
             except ProfileNotFound as error:
                 raise PermanentError(str(error)) from None
+        if message.preview:
+            await self._preview(message, upload.data, batch["filename"], profile)
+            return
         # Parsing a big sheet takes seconds: off the event loop, so the broker connection
         # (heartbeats, other consumers) stays alive.
         try:
@@ -81,7 +91,7 @@ class IngestHandlers:
             if batch.get("uploaded_at"):
                 source["at"] = batch["uploaded_at"]
             kind, report = await self._store_draft(
-                draft, message.lab_id, message.correlation_id, source
+                draft, message.lab_id, message.correlation_id, source, message.template
             )
             if kind in (Arrival.SAME, Arrival.OUTDATED):
                 duplicates.append(
@@ -92,7 +102,9 @@ class IngestHandlers:
             if kind is Arrival.CORRECTION:
                 corrections.append(versions.correction_entry(draft.rows, report))
         # Render requests first: once the batch says "ingested", a failure can no longer
-        # fail it, so everything it promises must already be on its way.
+        # fail it, so everything it promises must already be on its way. (A crash before
+        # they are confirmed leaves the IngestBatch unacked: its redelivery sends them.)
+        crash_point("ingest.after_reports_stored")
         for report in created:
             await self._request_render(report)
         ingested = await self._batches.mark_ingested(
@@ -127,6 +139,18 @@ class IngestHandlers:
         table = adapters.read_sheet(data, filename, profile)
         region = self._resources.settings.default_region
         return profiles.group(table, profile, region, utcnow().date())
+
+    async def _preview(
+        self, message: IngestBatch, data: bytes, filename: str, profile: SheetProfile | None
+    ) -> None:
+        """Record what the batch would make; no report, no render request."""
+        stored = [] if profile else await self._profiles.list(message.lab_id)
+        region = (profile and profile.region) or self._resources.settings.default_region
+        found = await asyncio.to_thread(
+            adapters.preview_sheet, data, filename, profile, stored, region, utcnow().date()
+        )
+        recorded = await self._batches.record_preview(message.batch_id, found)
+        log.info("batch.previewed", recorded=recorded, reports=found["reports_total"])
 
     async def ingest_lis_result(self, message: IngestLisResult) -> None:
         self._refuse_unknown_lab(message.lab_id, f"LIS message {message.message_id}")
@@ -169,6 +193,7 @@ class IngestHandlers:
         lab_id: str,
         correlation_id: str,
         source: SheetSource | LisSource,
+        template: str | None = None,
     ) -> tuple[Arrival, ReportDocument]:
         """Store the draft as the first version of its source, as a correction (the next
         version, which supersedes the older ones), or not at all (the same content again).
@@ -180,7 +205,13 @@ class IngestHandlers:
             correlation_id=correlation_id,
             source=source,
             now=utcnow(),
+            default_language=self._resources.settings.default_language,
         )
+        if template:  # chosen at upload for the whole batch: the choice rules are not asked
+            document["template"] = template
+        if draft.pin:  # the receipt's PIN itself is kept nowhere (`services.infra.second_check`)
+            secret = self._resources.settings.second_check_secret
+            document["pin_hash"] = second_check.keyed_hash(secret, "pin", draft.pin)
         # Most sources arrive once: try the first version straight away (one write, no read);
         # the unique key refuses it when any version exists, and then versions are compared.
         first = await self._reports.create(document)

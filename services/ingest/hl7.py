@@ -3,7 +3,8 @@
 One message may carry several orders (OBR): each becomes one report, keyed by its accession
 (OBR-3 filler order number, else OBR-2 placer). A message whose OBR-25 or any OBX-11 is `C`
 is a correction: ingest stores it as the report's next version (`services.ingest.versions`).
-Parsing, separators, repetitions and escape sequences are python-hl7's.
+Parsing, separators and repetitions are python-hl7's; escape sequences (\\X41\\, \\F\\, \\.br\\...)
+are decoded by `hl7_text`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import hl7
 
 from contracts.flags import ACCEPTED, normalise_flag
 from contracts.v1 import IngestLisResult, LabResult, Patient, utcnow
+from services.infra import second_check
 from services.infra.phones import PhoneError, normalise_phone
+from services.ingest import hl7_text
 
 VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1")
 RESULT_STATUSES = ("F", "C")  # final, corrected; others (preliminary...) are not reported
@@ -66,11 +69,15 @@ def parse(raw: bytes) -> hl7.Message:
 
 
 def value(segment: Any, field: int, repeat: int = 1, component: int = 1, sub: int = 1) -> str:
-    """One unescaped leaf of a segment ("" when absent)."""
+    """One unescaped leaf of a segment ("" when absent), escape sequences decoded for print
+    (`hl7_text`: MSH-1 and MSH-2 are the separators themselves, left as they are)."""
     try:
-        return str(segment.extract_field(1, field, repeat, component, sub)).strip()
+        raw = hl7_text.leaf(segment, field, repeat, component, sub)
     except (IndexError, KeyError):
         return ""
+    if str(segment[0][0]) == "MSH" and field in (1, 2):
+        return raw.strip()
+    return hl7_text.unescape(raw, segment.separators, segment.esc).strip()
 
 
 def repeats(segment: Any, field: int) -> int:
@@ -135,6 +142,8 @@ def _patient(pid: Any, region: str) -> Patient:
         date_of_birth=_date(value(pid, 7), "PID", 7, "date of birth"),
         sex=SEX.get(value(pid, 8).upper(), "U"),  # type: ignore[arg-type]
         phone=_mobile(pid, region),
+        # PID-15 primary language (CWE: its identifier, ISO 639-1 here); unknown: lab default.
+        language=value(pid, 15)[:35],
     )
 
 
@@ -206,6 +215,11 @@ def _order(
         result = _result(obx, index)
         results.append(result)
         comments.extend(f"{result.test}: {note}" for note in obx_notes)
+    pin = value(obr, 20)  # OBR-20 filler field 1: the receipt PIN (docs/second-check.md)
+    try:
+        receipt_pin = second_check.normalise_pin(pin) if pin else None
+    except second_check.PinError as error:
+        raise Hl7Error(f"order {accession}: receipt {error}", "OBR", 20, DATA_TYPE_ERROR) from None
     return IngestLisResult(
         correlation_id=f"hl7-{control_id}"[:100],
         created_at=utcnow(),
@@ -216,6 +230,7 @@ def _order(
         sample_date=sample_date,
         results=results,
         comments="\n".join(comments),
+        receipt_pin=receipt_pin,
     )
 
 

@@ -17,7 +17,16 @@ from services.ingest.sheet_reader import RawSheet
 from services.ingest.values import text
 
 HEADER_SEARCH_ROWS = 30
-PATIENT_FIELDS = ("patient_id", "name", "date_of_birth", "sex", "phone", "sample_date")
+PATIENT_FIELDS = (
+    "patient_id",
+    "name",
+    "date_of_birth",
+    "sex",
+    "phone",
+    "sample_date",
+    "language",
+    "pin",
+)
 WIDE_REQUIRED = ("patient_id", "name", "date_of_birth", "phone", "sample_date")
 FOOTER = re.compile(
     r"^(\*+\s*)?(grand\s+)?(totals?|end of (report|file|data|list)|page \d+( of \d+)?|printed|"
@@ -113,10 +122,15 @@ def locate(
 
 
 def _skip_reason(cells: list[Any]) -> str | None:
-    filled = [text(c) for c in cells if text(c)]
+    filled: list[str] = []
+    for cell in cells:
+        if cell is not None and (value := text(cell)):
+            filled.append(value)
+            if len(filled) > 3:
+                return None  # a data row (the common case: stop looking)
     if not filled:
         return "blank row"
-    if len(filled) <= 3 and FOOTER.match(filled[0]):
+    if FOOTER.match(filled[0]):
         return f"footer row ('{filled[0][:40]}')"
     return None
 

@@ -4,7 +4,7 @@ The default sheet layout is one row per test result, with these columns (header 
 matched case-insensitively; the aliases in `COLUMNS` are accepted too):
 
     Patient ID | Name | Date of birth | Sex | Phone | Sample date | Test | Value | Unit |
-    Reference range | Flag
+    Reference range | Flag | Language
 
 Rows are grouped into one report per patient and sample date. A row that cannot be used
 is rejected with its sheet row number and the reason; the rest of the sheet still goes on.
@@ -12,15 +12,13 @@ is rejected with its sheet row number and the reason; the rest of the sheet stil
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
 
-from pydantic import ValidationError
-
 from contracts.v1 import Flag, IngestLisResult, LabResult, Patient, ReportStatus
+from services.infra import languages
 from services.infra.documents import (
     DuplicateEntry,
     LisSource,
@@ -29,45 +27,26 @@ from services.infra.documents import (
     ResultFields,
     SheetSource,
 )
-from services.ingest.errors import SheetError
+from services.ingest.errors import SheetError as SheetError
+from services.ingest.rows import (
+    COLUMNS,
+    RESULT_FIELDS,
+    map_columns,
+    parse_result,
+    parse_row,
+)
+from services.ingest.rows import LABELS as LABELS
+from services.ingest.rows import REQUIRED as REQUIRED
+from services.ingest.rows import normalise_header as normalise_header
 from services.ingest.values import (
-    SEX,
     RowError,
     check_dates,
     normalise_phone,
     parse_date,
-    parse_flag,
+    read_pin,
     text,
 )
 
-# field -> header names accepted for it (normalised: lower case, single spaces)
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "patient_id": ("patient id", "patient_id", "mrn", "patient number"),
-    "name": ("name", "patient name", "full name"),
-    "date_of_birth": ("date of birth", "dob", "birth date", "birthdate"),
-    "sex": ("sex", "gender"),
-    "phone": ("phone", "mobile", "phone number", "mobile number"),
-    "sample_date": ("sample date", "collection date", "collected"),
-    "test": ("test", "test name", "analyte"),
-    "value": ("value", "result"),
-    "unit": ("unit", "units"),
-    "reference_range": ("reference range", "ref range", "reference", "normal range"),
-    "flag": ("flag", "abnormal flag"),
-}
-REQUIRED = ("patient_id", "name", "date_of_birth", "phone", "sample_date", "test", "value")
-LABELS = {
-    "patient_id": "Patient ID",
-    "name": "Name",
-    "date_of_birth": "Date of birth",
-    "sex": "Sex",
-    "phone": "Phone",
-    "sample_date": "Sample date",
-    "test": "Test",
-    "value": "Value",
-    "unit": "Unit",
-    "reference_range": "Reference range",
-    "flag": "Flag",
-}
 FIRST_DATA_ROW = 2  # sheet row number of the first row under the header
 
 
@@ -101,6 +80,7 @@ class ReportDraft:
     comments: str = ""
     # Rows of this patient and sample that could not be used: the report is incomplete.
     rejected: list[RejectedRow] = field(default_factory=list)
+    pin: str = ""  # the receipt's PIN: ingest stores only its keyed hash (`_store_draft`)
 
 
 @dataclass
@@ -112,73 +92,6 @@ class SheetOutcome:
     @property
     def rows_accepted(self) -> int:
         return sum(len(d.rows) for d in self.drafts)
-
-
-def normalise_header(header: object) -> str:
-    return re.sub(r"[\s_]+", " ", str(header or "")).strip().lower()
-
-
-def map_columns(
-    headers: Iterable[object], columns: Mapping[str, tuple[str, ...]] = COLUMNS
-) -> dict[str, int]:
-    """field -> column index; raises SheetError naming every required column not found."""
-    positions: dict[str, int] = {}
-    for index, header in enumerate(headers):
-        name = normalise_header(header)
-        for field_name, aliases in columns.items():
-            if name in aliases and field_name not in positions:
-                positions[field_name] = index
-    missing = [LABELS[f] for f in REQUIRED if f not in positions]
-    if missing:
-        raise SheetError(
-            "the sheet has no column for "
-            + ", ".join(missing)
-            + "; expected a header row with: "
-            + ", ".join(LABELS.values())
-        )
-    return positions
-
-
-def parse_row(
-    cells: Mapping[str, object],
-    region: str,
-    today: date,
-    day_first: bool | None = None,
-    flags: Mapping[str, Flag] | None = None,
-) -> tuple[Patient, date, LabResult]:
-    """One row's patient, sample date and result; `flags` is the profile's flag words."""
-    for field_name in REQUIRED:
-        if not text(cells.get(field_name)):
-            raise RowError(f"{LABELS[field_name]} is empty")
-    sex = SEX.get(text(cells.get("sex")).lower())
-    if sex is None:
-        raise RowError(f"Sex '{text(cells.get('sex'))}' is not one of F, M, U")
-    word = text(cells.get("flag")).lower()
-    flag = flags[word] if flags and word in flags else parse_flag(cells.get("flag"))
-    date_of_birth = parse_date(cells.get("date_of_birth"), "Date of birth", day_first)
-    sample_date = parse_date(cells.get("sample_date"), "Sample date", day_first)
-    check_dates(date_of_birth, sample_date, today)
-    try:
-        patient = Patient(
-            patient_id=text(cells["patient_id"]),
-            name=text(cells["name"]),
-            date_of_birth=date_of_birth,
-            sex=sex,  # type: ignore[arg-type]
-            phone=normalise_phone(text(cells["phone"]), region),
-        )
-        result = LabResult(
-            test=text(cells["test"]),
-            value=text(cells["value"]),
-            unit=text(cells.get("unit")),
-            reference_range=text(cells.get("reference_range")),
-            flag=flag,
-        )
-    except ValidationError as error:
-        # The contract's limits (e.g. 200 characters); name the column, never echo the value.
-        first = error.errors()[0]
-        column = LABELS.get(str(first["loc"][0]), str(first["loc"][0]))
-        raise RowError(f"{column}: {first['msg']}") from None
-    return patient, sample_date, result
 
 
 def duplicate_entry(
@@ -219,7 +132,12 @@ def group_rows(
     `row_numbers` are the sheet rows of `rows` (default: right under a header on row 1); in
     the wide layout several results share a row. `day_first` is the profile's date order."""
     positions = map_columns(header, columns)
+    fields, width = list(positions.items()), max(positions.values()) + 1
+    # A patient's cells repeat on each of their result rows: read once, then only the result.
+    patient_columns = [i for f, i in fields if f not in RESULT_FIELDS]
+    patients: dict[tuple[object, ...], tuple[Patient, date, str, str]] = {}
     drafts: dict[str, ReportDraft] = {}
+    tests: dict[str, dict[str, int]] = {}  # draft key -> its tests (lower case) -> their row
     rejected: list[RejectedRow] = []
     seen_rows: set[int] = set()
     for offset, values in enumerate(rows):
@@ -228,25 +146,39 @@ def group_rows(
         if all(not text(v) for v in row):
             continue  # blank lines between blocks are common in hand-made sheets
         seen_rows.add(row_number)
-        cells = {f: row[i] if i < len(row) else None for f, i in positions.items()}
+        if len(row) < width:
+            row.extend([None] * (width - len(row)))
+        cells = {f: row[i] for f, i in fields}
         try:
-            patient, sample_date, result = parse_row(cells, region, today, day_first, flags)
-            key = sheet_source_key(patient.patient_id, sample_date)
+            same = tuple([row[i] for i in patient_columns])
+            same += tuple(map(type, same))  # TRUE and 1 are equal; their text is not
+            if (known := patients.get(same)) is not None:
+                patient, sample_date, pin, key = known
+                result = parse_result(cells, flags)
+            else:
+                patient, sample_date, result = parse_row(cells, region, today, day_first, flags)
+                pin = read_pin(cells.get("pin"))
+                key = sheet_source_key(patient.patient_id, sample_date)
+                patients[same] = (patient, sample_date, pin, key)
             draft = drafts.get(key)
             if draft is None:
                 drafts[key] = ReportDraft(key, patient, sample_date, [result], [row_number])
+                drafts[key].pin = pin
+                tests[key] = {result.test.lower(): row_number}
                 continue
-            if draft.patient != patient:
+            if (draft.patient is not patient and draft.patient != patient) or draft.pin != pin:
                 raise RowError(
                     f"patient details differ from row {draft.rows[0]} "
                     "for the same Patient ID and Sample date"
                 )
-            for earlier_row, earlier in zip(draft.rows, draft.results, strict=True):
-                if earlier.test.lower() == result.test.lower():
-                    raise RowError(
-                        f"test '{result.test}' already given in row {earlier_row} "
-                        "for this patient and sample"
-                    )
+            lowered, seen_tests = result.test.lower(), tests[key]
+            earlier_row = seen_tests.get(lowered)
+            if earlier_row is not None:
+                raise RowError(
+                    f"test '{result.test}' already given in row {earlier_row} "
+                    "for this patient and sample"
+                )
+            seen_tests[lowered] = row_number
             draft.results.append(result)
             if draft.rows[-1] != row_number:
                 draft.rows.append(row_number)
@@ -296,6 +228,7 @@ def lis_draft(message: IngestLisResult, region: str, today: date) -> ReportDraft
         sample_date=message.sample_date,
         results=list(message.results),
         comments=message.comments,
+        pin=message.receipt_pin or "",
     )
 
 
@@ -307,9 +240,12 @@ def report_document(
     correlation_id: str,
     source: SheetSource | LisSource,
     now: datetime,
+    default_language: str = languages.ENGLISH,
 ) -> ReportDocument:
-    """The `reports` document for a new draft (see docs/data-model.md)."""
-    return {
+    """The `reports` document for a new draft (see docs/data-model.md); an unknown language:
+    `default_language`, and `language_note` says so."""
+    language = languages.choose(draft.patient.language, default_language)
+    document: ReportDocument = {
         "_id": report_id,
         "lab_id": lab_id,
         "batch_id": source["batch_id"] if source["kind"] == "sheet" else None,
@@ -317,7 +253,8 @@ def report_document(
         "source_key": draft.source_key,
         "version": 1,
         "correlation_id": correlation_id,
-        "patient": cast(PatientFields, draft.patient.model_dump(mode="json")),
+        "patient": cast(PatientFields, draft.patient.model_dump(mode="json"))
+        | {"language": language.language},
         "sample_date": draft.sample_date.isoformat(),
         "results": [cast(ResultFields, r.model_dump(mode="json")) for r in draft.results],
         "comments": draft.comments,
@@ -328,3 +265,6 @@ def report_document(
         "created_at": now,
         "updated_at": now,
     }
+    if language.fell_back:
+        document["language_note"] = language.note
+    return document

@@ -14,6 +14,7 @@ import structlog
 
 from contracts.v1 import Message
 from services.infra.broker import check_topology, declare_topology, make_broker, publish
+from services.infra.health import HealthServer, broker_check
 from services.infra.logging import configure_logging
 from services.infra.settings import Settings, get_settings
 from services.ingest.mllp import MllpListener
@@ -23,6 +24,9 @@ log = structlog.get_logger()
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     broker = make_broker(settings)
+    # Its operations port: it needs only the broker (services/infra/health.py).
+    health = HealthServer(settings, "ingest-mllp", {"broker": broker_check(broker)})
+    await health.start()
     await broker.connect()
     try:
         if settings.setup_on_start:
@@ -40,6 +44,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             await stop.wait()
     finally:
         await broker.stop()
+        await health.stop()
 
 
 def main() -> None:

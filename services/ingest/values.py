@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 
 from contracts.flags import ACCEPTED, normalise_flag
 from contracts.v1 import Flag
-from services.infra import phones
+from services.infra import phones, second_check
 
 SEX = {"f": "F", "female": "F", "m": "M", "male": "M", "u": "U", "unknown": "U", "": "U"}
 
@@ -20,10 +20,12 @@ class RowError(ValueError):
 
 def text(value: object) -> str:
     """A cell as text: whole floats lose their '.0' (Excel stores 12 as 12.0)."""
+    if value.__class__ is str:  # most cells: the fast way out
+        return value.strip()  # type: ignore[attr-defined]
     if value is None:
         return ""
     if isinstance(value, float):
-        if value != value:  # NaN: an empty cell read by pandas
+        if value != value:  # NaN: an empty numeric cell, as some readers give it
             return ""
         if value.is_integer():
             return str(int(value))
@@ -74,6 +76,7 @@ _DAY_MONTH = re.compile(r"^(\d{1,2})\.?[\s\-./]*([^\W\d_]+)\.?[\s\-./,]+(\d{4})(
 _MONTH_DAY = re.compile(r"^([^\W\d_]+)\.?\s+(\d{1,2}),?\s+(\d{4})$")
 
 
+@functools.lru_cache(maxsize=8192, typed=True)  # a patient's dates repeat on each result row
 def parse_date(value: object, label: str, day_first: bool | None = None) -> date:
     """A date cell: a real date, an Excel serial number, ISO, DD/MM/YYYY, DD.MM.YYYY,
     DD-Mon-YYYY or a month name. `day_first` is the profile's order for 03/04/2026; without
@@ -130,6 +133,18 @@ def normalise_phone(raw: str, region: str) -> str:
         raise RowError(str(error)) from None
 
 
+def read_pin(value: object) -> str:
+    """A receipt PIN cell: "" when empty, else 4-8 digits (the error never shows the value)."""
+    raw = text(value)
+    if not raw:
+        return ""
+    try:
+        return second_check.normalise_pin(raw)
+    except second_check.PinError as error:
+        raise RowError(str(error)) from None
+
+
+@functools.lru_cache(maxsize=4096)  # the same patient and sample on each result row
 def check_dates(date_of_birth: date, sample_date: date, today: date) -> None:
     if date_of_birth > today:
         raise RowError(f"Date of birth {date_of_birth.isoformat()} is in the future")
@@ -143,6 +158,7 @@ def check_dates(date_of_birth: date, sample_date: date, today: date) -> None:
         raise RowError("Sample date is before the date of birth")
 
 
+@functools.lru_cache(maxsize=1024, typed=True)
 def parse_flag(value: object) -> Flag:
     """A flag cell: any HL7 table 0078 code or a common spelling (`contracts.flags`)."""
     raw = text(value)

@@ -16,7 +16,7 @@ from typing import Any
 from contracts.v1 import ReportStatus
 from services.infra.documents import ChangeEntry, CorrectionEntry, ReportDocument, ResultFields
 
-PATIENT_FIELDS = ("name", "date_of_birth", "sex", "phone")
+PATIENT_FIELDS = ("name", "date_of_birth", "sex", "phone", "language")
 
 
 class Arrival(Enum):
@@ -31,10 +31,17 @@ def _results(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]]:
     return sorted(tuple(str(r.get(k) or "") for k in keys) for r in results)
 
 
+def _same_patient(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """A version stored before reports had a language matches whatever language now."""
+    if "language" not in a or "language" not in b:
+        a, b = ({k: v for k, v in p.items() if k != "language"} for p in (a, b))
+    return a == b
+
+
 def same_content(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Whether two versions say the same to the patient (result order does not matter)."""
     return (
-        a.get("patient") == b.get("patient")
+        _same_patient(a.get("patient") or {}, b.get("patient") or {})
         and a.get("sample_date") == b.get("sample_date")
         and _results(a.get("results") or []) == _results(b.get("results") or [])
         and (a.get("comments") or "") == (b.get("comments") or "")

@@ -13,8 +13,9 @@ from typing import Any
 import structlog
 
 from contracts.v1 import NotifyPatient, ReportStatus, SmsReceipt, utcnow
-from services.infra import report_status, twilio
+from services.infra import report_status, second_check, twilio
 from services.infra.audit import SYSTEM, Audit
+from services.infra.crash_points import crash_point
 from services.infra.documents import (
     AuditOutcome,
     NotificationDocument,
@@ -22,10 +23,11 @@ from services.infra.documents import (
     ReportDocument,
 )
 from services.infra.errors import PermanentError, ReportNotFoundError
-from services.infra.opt_outs import PROVIDER_OPT_OUT_CODE, Keyword, OptOuts, not_sent_reason
+from services.infra.metrics import SMS
+from services.infra.opt_outs import Keyword, OptOuts, not_sent_reason
 from services.infra.release_rules import ReleaseRuleStore
 from services.infra.service import Resources
-from services.notify import logic, quiet_hours
+from services.notify import check_sms, logic, quiet_hours, sms_text
 from services.notify.adapters import Notifications
 from services.notify.providers import OutcomeUnknown, ProviderRefused, SmsProvider
 
@@ -173,14 +175,19 @@ class NotifyHandlers:
                     utcnow(),
                     self._settings.access_link_ttl_hours,
                 )
+                check_sms.record_check(link.access, self._settings, report)
                 await self._reports.set_access(report["_id"], link.access)
                 updated = await self._earlier_version_texted(report)
-                body = logic.sms_body(
+                language = sms_text.sms_language(report, self._settings.default_language)
+                body = check_sms.sms_body(
+                    second_check.check_of(link.access),
                     self._settings.lab_name,
                     link.url,
                     updated=updated,
-                    until=logic.sms_date(link.access["expires_at"]),
+                    until=sms_text.sms_date(link.access["expires_at"], language),
+                    language=language,
                 )
+                sms_text.log_measure(report["_id"], language, body)
                 owned = await self._notifications.start_sending(notification_id)
             except BaseException:
                 # Nothing reached the provider: let the next attempt re-claim.
@@ -195,7 +202,7 @@ class NotifyHandlers:
                 sent = await self._provider.send(phone, body, callback)
             except ProviderRefused as error:
                 await self._notifications.release(notification_id, error.reason)
-                if error.code == PROVIDER_OPT_OUT_CODE:
+                if error.opted_out:
                     # Opted out with the provider itself: recorded like a STOP reply.
                     await self._opt_outs.record(
                         phone, Keyword.STOP, utcnow(), source="provider", word=error.code
@@ -223,8 +230,11 @@ class NotifyHandlers:
                 # Anything else (a bug, a cancellation) may have struck mid-request.
                 await self._notifications.mark_unknown(notification_id, type(error).__name__)
                 raise
+        crash_point("notify.after_sms_accepted")  # the fault tests' mid-SMS death
         await self._notifications.record_sent(notification_id, sent)
         ids = {"provider": sent.provider, "provider_message_id": sent.provider_message_id}
+        if sent.failed_over_from:  # the providers before it refused the SMS
+            ids["failed_over_from"] = ",".join(sent.failed_over_from)
         await self._audited("sms.sent", report, {"notification_id": notification_id, **ids})
         log.info(
             "notify.sms_sent",
@@ -238,6 +248,7 @@ class NotifyHandlers:
         """An SMS sent, or one that failed, in the audit trail (never the number or the text)."""
         outcome = AuditOutcome.SUCCESS if action == "sms.sent" else AuditOutcome.FAILURE
         await self._audit.write(SYSTEM, action, report["_id"], detail, outcome=outcome)
+        SMS.labels(action.removeprefix("sms.")).inc()
 
     async def _earlier_version_texted(self, report: ReportDocument) -> bool:
         """Whether the patient may have had an SMS for an older version of this report."""
@@ -280,7 +291,8 @@ class NotifyHandlers:
             status=message.status,
             error_code=message.error_code,
         )
-        if new_status != NotificationStatus.SENT:
+        # A texted one-time code's receipt says nothing about the report's own SMS.
+        if new_status != NotificationStatus.SENT and not check_sms.is_code(notification):
             await self._settle_report(notification["report_id"], new_status, message)
 
     async def _settle_report(

@@ -14,7 +14,7 @@ from enum import Enum, auto
 from typing import Any
 
 from contracts.v1 import ReportStatus
-from services.infra import twilio
+from services.infra import africastalking, twilio
 from services.infra.documents import AccessDocument, HoldDocument, ReportDocument
 from services.infra.documents import NotificationStatus as N
 from services.infra.release_rules import ReleaseAction, ReleaseRules, decide
@@ -149,80 +149,6 @@ def access_link(
     return AccessLink(token, f"{public_base_url.rstrip('/')}/r/{token}", access)
 
 
-# --- SMS text --------------------------------------------------------------------------------
-
-# GSM 03.38 basic character set; the extension table's characters cost two septets.
-_GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
-GSM7_SINGLE_SEGMENT = 160
-UCS2_SINGLE_SEGMENT = 70
-
-
-def sms_units(text: str) -> tuple[str, int]:
-    """(encoding, length in that encoding's units) of `text` as an SMS."""
-    if all(c in _GSM7_BASIC or c in _GSM7_EXTENSION for c in text):
-        return "gsm7", sum(2 if c in _GSM7_EXTENSION else 1 for c in text)
-    return "ucs2", len(text.encode("utf-16-le")) // 2
-
-
-def fits_one_segment(text: str) -> bool:
-    encoding, units = sms_units(text)
-    limit = GSM7_SINGLE_SEGMENT if encoding == "gsm7" else UCS2_SINGLE_SEGMENT
-    return units <= limit
-
-
-def sms_body(lab_name: str, link: str, *, updated: bool = False, until: str = "") -> str:
-    """The result SMS: who sends it, that a report is ready (or was updated, when an earlier
-    version was texted), the link, the second check and, where it fits, until when the link
-    works (`until`, e.g. "26 Dec 2026").
-
-    No result values and no patient name: an SMS can be read by whoever holds the phone.
-    The longest wording that still fits one SMS segment is used.
-    """
-    lab = " ".join(lab_name.split()) or "Your laboratory"
-    news = "was updated" if updated else "is ready"
-    valid = f" Link works until {until}." if until else ""
-    dated = (
-        (f"{lab}: your report {news}, open by {until}: {link} (confirm your date of birth)",)
-        if until
-        else ()
-    )
-    candidates = (
-        f"{lab}: your laboratory report {news}. Open {link} and confirm your date of birth "
-        f"to view it.{valid}",
-        f"{lab}: your report {news}. Open {link} and confirm your date of birth.{valid}",
-        f"{lab}: your report {news}: {link} (confirm your date of birth){valid}",
-        *dated,
-        f"{lab}: your report {news}. Open {link} and confirm your date of birth to view it.",
-        f"{lab}: your report {news}. Open {link} and confirm your date of birth.",
-        f"{lab}: your report {news}: {link} (confirm your date of birth)",
-        f"{lab}: your report {news}: {link}",
-    )
-    return next((text for text in candidates if fits_one_segment(text)), candidates[-1])
-
-
-def reminder_body(lab_name: str, link: str, until: str) -> str:
-    """The one reminder: the report is still unread and its link ends soon. Like the first
-    SMS, no patient data; the longest wording that fits one segment."""
-    lab = " ".join(lab_name.split()) or "Your laboratory"
-    candidates = (
-        f"{lab}: reminder, your laboratory report is waiting. Open {link} by {until} and "
-        "confirm your date of birth.",
-        f"{lab}: your report is waiting. Open {link} by {until} (confirm your date of birth)",
-        f"{lab}: your report is waiting until {until}: {link}",
-        f"{lab}: your report is waiting: {link}",
-    )
-    return next((text for text in candidates if fits_one_segment(text)), candidates[-1])
-
-
-def sms_date(value: datetime) -> str:
-    """A link's end in an SMS: short, and not 03/04-ambiguous ("26 Dec 2026")."""
-    return f"{value.day} {value:%b %Y}"
-
-
 def is_e164(phone: str) -> bool:
     return bool(_E164.match(phone))
 
@@ -275,5 +201,5 @@ def receipt_error(receipt_status: str, error_code: str) -> str:
 
 def undelivered_reason(receipt_status: str, error_code: str) -> str:
     code = error_code or receipt_status
-    meaning = twilio.error_meaning(error_code)
+    meaning = twilio.error_meaning(error_code) or africastalking.failure_meaning(error_code)
     return f"SMS not delivered: {code}" + (f" ({meaning})" if meaning else "")

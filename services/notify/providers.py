@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import aiohttp
@@ -19,7 +21,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from contracts.v1 import utcnow
 from services.infra import documents
 from services.infra.database import Database
-from services.infra.settings import Settings
+from services.infra.opt_outs import PROVIDER_OPT_OUT_CODE
 from services.notify import logic
 
 
@@ -28,20 +30,36 @@ class SentSms:
     provider: str
     provider_message_id: str
     status: str
+    failed_over_from: tuple[str, ...] = ()  # providers that refused it first
 
 
 class ProviderRefused(Exception):
     """The provider definitely did not take the message; sending again is safe."""
 
-    def __init__(self, reason: str, *, http_status: int | None = None, code: str = "") -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        http_status: int | None = None,
+        code: str = "",
+        retry_after: float | None = None,
+        final: bool | None = None,
+        opted_out: bool | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.http_status = http_status
         self.code = code
+        self.retry_after = retry_after  # seconds a 429 asked us to wait
+        self._final = final
+        # The provider says the patient opted out: like a STOP reply, sent by no one else.
+        self.opted_out = code == PROVIDER_OPT_OUT_CODE if opted_out is None else opted_out
 
     @property
     def permanent(self) -> bool:
         """A 4xx answer (bad credentials, bad number) will not change by retrying."""
+        if self._final is not None:
+            return self._final
         status = self.http_status
         return status is not None and 400 <= status < 500 and status not in (408, 409, 429)
 
@@ -127,6 +145,7 @@ class TwilioProvider:
                 session.post(self._url, data=form, headers=self._headers) as response,
             ):
                 status = response.status
+                retry_after = response.headers.get("Retry-After")
                 try:
                     reply: Any = await response.json(content_type=None)
                 except (ValueError, aiohttp.ClientPayloadError):
@@ -150,6 +169,7 @@ class TwilioProvider:
                 f"Twilio error {code}: {message}" if code else f"Twilio refused: {message}",
                 http_status=status,
                 code=code,
+                retry_after=retry_after_seconds(retry_after),
             )
         sid = reply.get("sid")
         if not isinstance(sid, str) or not sid:
@@ -157,15 +177,18 @@ class TwilioProvider:
         return SentSms(self.name, sid, str(reply.get("status") or "queued"))
 
 
-def make_provider(settings: Settings, db: Database) -> SmsProvider:
-    """The provider `RESULTFLOW_SMS_PROVIDER` names."""
-    if settings.sms_provider == "outbox":
-        return OutboxProvider(db)
-    if settings.sms_provider == "twilio":
-        return TwilioProvider(
-            account_sid=settings.twilio_account_sid,
-            auth_token=settings.twilio_auth_token,
-            sender=settings.twilio_from,
-            base_url=settings.twilio_base_url,
-        )
-    raise ValueError(f"unknown RESULTFLOW_SMS_PROVIDER {settings.sms_provider!r}")
+def retry_after_seconds(header: str | None) -> float | None:
+    """A Retry-After header's wait in seconds (delta-seconds or an HTTP date); None if absent."""
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header.strip()))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - utcnow()).total_seconds())

@@ -16,14 +16,15 @@ from datetime import datetime, timedelta
 import structlog
 
 from contracts.v1 import utcnow
-from services.infra import twilio
+from services.infra import second_check, twilio
 from services.infra.audit import SYSTEM, Audit
 from services.infra.documents import AuditOutcome, ReportDocument
+from services.infra.metrics import SMS
 from services.infra.opt_outs import OptOuts
 from services.infra.periodic import Periodic
 from services.infra.service import Resources
 from services.infra.tokens import new_token, token_hash
-from services.notify import logic, quiet_hours
+from services.notify import check_sms, logic, quiet_hours, sms_text
 from services.notify.adapters import Notifications
 from services.notify.providers import ProviderRefused, SmsProvider
 
@@ -82,8 +83,13 @@ class ReminderScheduler:
         if claimed is None or not await self._notifications.start_sending(claimed["_id"]):
             return 0  # this version's reminder exists already
         url = f"{self._settings.public_base_url.rstrip('/')}/r/{token}"
-        until = logic.sms_date(report["access"]["expires_at"])
-        body = logic.reminder_body(self._settings.lab_name, url, until)
+        language = sms_text.sms_language(report, self._settings.default_language)
+        until = sms_text.sms_date(report["access"]["expires_at"], language)
+        check = second_check.check_of(report.get("access"))  # what the link's SMS said
+        body = check_sms.reminder_body(
+            check, self._settings.lab_name, url, until, language=language
+        )
+        sms_text.log_measure(report["_id"], language, body)
         callback = twilio.status_callback_url(self._settings.public_base_url)
         try:
             result = await self._provider.send(phone, body, callback)
@@ -103,6 +109,7 @@ class ReminderScheduler:
     async def _audited(self, action: str, report: ReportDocument, detail: dict[str, str]) -> None:
         outcome = AuditOutcome.SUCCESS if action == "sms.reminder_sent" else AuditOutcome.FAILURE
         await self._audit.write(SYSTEM, action, report["_id"], detail, outcome=outcome)
+        SMS.labels(action.removeprefix("sms.")).inc()
 
     async def start(self) -> None:
         if self.enabled:

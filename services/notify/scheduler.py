@@ -35,15 +35,16 @@ class ReleaseScheduler:
         now = now or utcnow()
         acted = 0
         for report in await self._reports.due_holds(now):
+            notify = NotifyPatient(report_id=report["_id"], correlation_id=report["correlation_id"])
             released = await self._reports.advance(
                 report,
                 ReportStatus.RELEASED,
                 reason="the hold's time is up",
                 where={"hold.until": {"$lte": now}},
+                then=[notify],  # stored with the release (the outbox): it cannot be lost
             )
             if released:
                 log.info("release.hold_ended", report_id=report["_id"])
-                await self._notify(report)
                 acted += 1
         for report in await self._reports.unsent_releases(now - REDRIVE_AFTER):
             if await self._reports.claim_redrive(report, now):

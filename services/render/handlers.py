@@ -7,6 +7,7 @@ import structlog
 from contracts.v1 import ConvertReport, RenderReport, ReportStatus, utcnow
 from services.infra import report_status
 from services.infra.broker import publish
+from services.infra.crash_points import crash_point
 from services.infra.documents import ReportDocument
 from services.infra.errors import PermanentError
 from services.infra.service import Resources
@@ -59,7 +60,8 @@ class RenderHandlers:
             except adapters.TemplateRenderError as error:
                 # This report fails with the reason; the other reports of its batch go on.
                 raise PermanentError(f"template {name!r}: {error}") from None
-            file_id = await self._resources.files.put(
+            crash_point("render.before_file_stored")
+            file_id, _ = await self._resources.files.put_for_report(
                 logic.docx_filename(report["_id"]),
                 data,
                 {
@@ -70,16 +72,23 @@ class RenderHandlers:
                     "content_type": adapters.DOCX_CONTENT_TYPE,
                 },
             )
+            crash_point("render.after_file_stored")
         fields = {"docx_file_id": file_id, "template": name, "template_version": renderer.version}
-        if not await self._resources.reports.advance(report, TARGET, fields=fields):
+        crash_point("render.before_status_update")
+        # The status change and the ConvertReport it calls for go out together (the outbox).
+        convert = ConvertReport(report_id=report["_id"], correlation_id=report["correlation_id"])
+        if not await self._resources.reports.advance(
+            report, TARGET, fields=fields, then=[convert], crash_at="render.after_status_update"
+        ):
             # Someone moved it meanwhile (a concurrent delivery, a supersede): re-read.
             report = await self._resources.reports.get(report["_id"])
             if report["status"] != TARGET:
                 log.info("report.render_discarded", status=report["status"])
                 return
+            await self._request_convert(report)  # the other delivery's may be in flight
         else:
             log.info("report.rendered", file_id=file_id, template=name)
-        await self._request_convert(report)
+        crash_point("render.before_ack")
 
     async def _request_convert(self, report: ReportDocument) -> None:
         await publish(

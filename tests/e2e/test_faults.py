@@ -59,16 +59,5 @@ async def test_converter_killed_mid_batch_loses_nothing_and_texts_nobody_twice(
     assert leftovers.stdout == b"", "the killed worker's LibreOffice is still running"
 
 
-async def test_broker_restart_mid_batch_loses_nothing_and_texts_nobody_twice(
-    system: System,
-) -> None:
-    batch_id = await system.upload("results.xlsx", demo_sheet(PATIENTS))
-    await eventually(lambda: under_way(system), timeout=120)
-    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
-    await assert_still_to_come(system)
-    try:
-        await asyncio.sleep(2)
-    finally:
-        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
-    await assert_every_patient_texted_once(system, batch_id)
-    system.stack.check_alive()
+# RabbitMQ restarted, frozen, blackholed and alarmed mid-batch: tests/faults/test_broker_faults.py,
+# on a RabbitMQ node of its own (never the shared one).

@@ -167,8 +167,15 @@ def test_download_name_carries_the_sample_date() -> None:
     assert logic.report_download_name(None) == "laboratory-report.pdf"
 
 
-def test_real_xlsx_workbooks_and_csv_text_files_up_to_ten_megabytes_are_accepted() -> None:
+def test_real_spreadsheets_and_csv_text_files_up_to_ten_megabytes_are_accepted() -> None:
     assert logic.upload_problem("results.XLSX", b"PK\x03\x04rest") is None
+    assert logic.upload_problem("macros.xlsm", b"PK\x03\x04rest") is None  # never run
+    assert logic.upload_problem("old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1rest") is None
+    assert logic.upload_problem("calc.ods", b"PK\x03\x04rest") is None
+    assert (
+        logic.upload_problem("calc.ods", b"<html>") == "The file is not a valid .ods spreadsheet."
+    )
+    assert logic.upload_content_type("old.xls") == "application/vnd.ms-excel"
     assert logic.upload_problem("results.csv", b"patient_id,name\nP1,Ada\n") is None
     assert logic.upload_problem("results.CSV", b"patient_id\n") is None
     assert logic.upload_problem("results.csv", b"PK\x03\x04\x14\x00") is not None

@@ -14,7 +14,7 @@ import yaml
 
 from contracts import topology
 from services.infra import broker_access, database_access
-from services.infra.documents import OWNERS
+from services.infra.owners import OWNERS
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("ingest", "render", "convert", "notify", "gateway")

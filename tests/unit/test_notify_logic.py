@@ -8,7 +8,7 @@ from typing import Any
 from contracts.v1 import ReportStatus
 from services.infra.documents import NotificationStatus
 from services.infra.release_rules import ReleaseRules
-from services.notify import logic
+from services.notify import logic, sms_text
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 BASE_URL = "https://results.example-lab.org"
@@ -44,62 +44,62 @@ def test_trailing_slash_of_the_public_url_does_not_double() -> None:
 def test_sms_names_the_lab_and_the_link_and_fits_one_segment() -> None:
     link = logic.access_link(BASE_URL, NOW, ttl_hours=1)
 
-    body = logic.sms_body("ResultFlow Demo Laboratory", link.url)
+    body = sms_text.sms_body("ResultFlow Demo Laboratory", link.url)
 
     assert body.startswith("ResultFlow Demo Laboratory: ")
     assert link.url in body
     assert "date of birth" in body
-    assert logic.sms_units(body)[0] == "gsm7"
+    assert sms_text.sms_units(body)[0] == "gsm7"
     assert len(body) <= 160
 
 
 def test_sms_says_until_when_the_link_works_when_that_fits_one_segment() -> None:
     link = logic.access_link(BASE_URL, NOW, ttl_hours=24 * 30)
-    until = logic.sms_date(link.access["expires_at"])
+    until = sms_text.sms_date(link.access["expires_at"])
 
-    body = logic.sms_body("City Lab", link.url, until=until)
+    body = sms_text.sms_body("City Lab", link.url, until=until)
 
     assert until in body and "date of birth" in body
-    assert logic.fits_one_segment(body)
+    assert sms_text.fits_one_segment(body)
 
 
 def test_reminder_names_the_lab_the_link_and_its_end_in_one_segment() -> None:
     link = logic.access_link(BASE_URL, NOW, ttl_hours=24)
 
-    body = logic.reminder_body("ResultFlow Demo Laboratory", link.url, "26 Dec 2026")
+    body = sms_text.reminder_body("ResultFlow Demo Laboratory", link.url, "26 Dec 2026")
 
     assert body.startswith("ResultFlow Demo Laboratory: ") and link.url in body
-    assert "26 Dec 2026" in body and logic.fits_one_segment(body)
+    assert "26 Dec 2026" in body and sms_text.fits_one_segment(body)
 
 
 def test_sms_date_is_spelled_with_the_month_name() -> None:
-    assert logic.sms_date(datetime(2026, 12, 26, 9, 30, tzinfo=UTC)) == "26 Dec 2026"
+    assert sms_text.sms_date(datetime(2026, 12, 26, 9, 30, tzinfo=UTC)) == "26 Dec 2026"
 
 
 def test_sms_falls_back_to_shorter_wording_for_a_long_lab_name() -> None:
     link = logic.access_link(BASE_URL, NOW, ttl_hours=1)
     lab = "Saint Example University Hospital Clinical Biochemistry"
 
-    body = logic.sms_body(lab, link.url)
+    body = sms_text.sms_body(lab, link.url)
 
     assert link.url in body
-    assert logic.fits_one_segment(body)
+    assert sms_text.fits_one_segment(body)
 
 
 def test_sms_still_carries_the_link_when_nothing_fits_one_segment() -> None:
     link = logic.access_link(BASE_URL, NOW, ttl_hours=1)
     lab = "Laboratorium Analityczne Szpitala Wojewódzkiego im. Świętego Łukasza"
 
-    body = logic.sms_body(lab, link.url)
+    body = sms_text.sms_body(lab, link.url)
 
     assert link.url in body
     assert body.startswith(lab)
 
 
 def test_sms_length_counts_gsm_extension_characters_twice_and_unicode_as_ucs2() -> None:
-    assert logic.sms_units("abc") == ("gsm7", 3)
-    assert logic.sms_units("a€[") == ("gsm7", 5)
-    assert logic.sms_units("Łukasz") == ("ucs2", 6)
+    assert sms_text.sms_units("abc") == ("gsm7", 3)
+    assert sms_text.sms_units("a€[") == ("gsm7", 5)
+    assert sms_text.sms_units("Łukasz") == ("ucs2", 6)
 
 
 def test_only_e164_phone_numbers_are_accepted() -> None:
@@ -198,6 +198,6 @@ def test_a_report_staff_released_passes_even_incomplete_or_critical() -> None:
 
 
 def test_an_updated_report_says_so_in_its_sms() -> None:
-    body = logic.sms_body("Lab", "https://l.example/r/x", updated=True)
+    body = sms_text.sms_body("Lab", "https://l.example/r/x", updated=True)
     assert body.startswith("Lab: your laboratory report was updated.")
-    assert logic.fits_one_segment(body)
+    assert sms_text.fits_one_segment(body)

@@ -28,6 +28,7 @@ async def upload(
     form = aiohttp.FormData()
     form.add_field("csrf_token", await csrf_from(client, "/upload"))
     form.add_field("file", io.BytesIO(data), filename=filename)
+    form.add_field("preview", "false")  # straight to ingest (the page's default previews)
     return await client.post("/upload", data=form)
 
 
@@ -137,17 +138,19 @@ async def test_csv_upload_is_stored_as_csv_and_handed_to_ingest(
     assert (message["batch_id"], message["file_id"]) == (batch["_id"], batch["file_id"])
 
 
-async def test_upload_page_offers_xlsx_and_csv(admin: TestClient[Any, Any]) -> None:
+async def test_upload_page_offers_every_spreadsheet_kind_ingest_reads(
+    admin: TestClient[Any, Any],
+) -> None:
     page = await (await admin.get("/upload")).text()
-    assert 'accept=".xlsx,.csv,' in page and "text/csv" in page
+    assert 'accept=".xlsx,.xlsm,.xls,.ods,.csv,text/csv"' in page
 
 
-async def test_upload_of_something_that_is_neither_xlsx_nor_csv_is_refused(
+async def test_upload_of_something_that_is_no_spreadsheet_is_refused(
     admin: TestClient[Any, Any], db: Database, amqp_url: str
 ) -> None:
     response = await upload(admin, b"name\tdob\nA\tB\n", "results.txt")
     assert response.status == 400
-    assert "Only Excel workbooks (.xlsx) and CSV files (.csv)" in await response.text()
+    assert "Only spreadsheets (.xlsx, .xlsm, .xls, .ods, .csv)" in await response.text()
     disguised = await upload(admin, b"not a zip", "results.xlsx")
     assert disguised.status == 400
     binary = await upload(admin, b"PK\x03\x04\x00\x00", "results.csv")

@@ -109,7 +109,7 @@ async def test_a_file_that_is_no_sheet_is_refused_with_the_reason(
     form.add_field("file", io.BytesIO(b"%PDF-1.7"), filename="report.pdf")
     response = await api.post(f"{PREFIX}/batches", data=form)
     assert response.status == 400
-    assert "Only Excel workbooks (.xlsx) and CSV files" in (await response.json())["detail"]
+    assert "Only spreadsheets (.xlsx, .xlsm, .xls, .ods, .csv)" in (await response.json())["detail"]
     assert await db.batches.count_documents({}) == 0
 
 

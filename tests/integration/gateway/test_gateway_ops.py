@@ -3,14 +3,17 @@ the metrics token, and metrics are counted at most once per cache period."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.gateway.main import create_app
 from services.infra.database import Database
+from services.infra.process_registry import read_records
 from services.infra.service import Resources
 from services.infra.settings import Settings
 from tests.support import report_document
@@ -87,3 +90,37 @@ async def test_without_a_configured_token_readiness_and_metrics_answer_no_one(
         for headers in ({}, {"Authorization": "Bearer "}):
             assert (await unconfigured.get(path, headers=headers)).status == 403
     assert (await unconfigured.get("/healthz")).status == 200
+
+
+async def test_metrics_show_each_queues_depth_and_consumers(
+    client: TestClient[Any, Any], resources: Resources
+) -> None:
+    # No render worker runs here: what is published to its queue waits there.
+    for n in range(3):
+        body = f'{{"not": "a contract {n}"}}'.encode()
+        await resources.broker.publish(body, queue="render.report", persist=True)
+    metrics = await (await client.get("/metrics", headers=BEARER)).text()
+    assert 'resultflow_queue_messages{queue="render.report"} 3' in metrics
+    assert 'resultflow_queue_consumers{queue="render.report"} 0' in metrics
+    assert 'resultflow_queue_messages{queue="convert.report.dlq"} 0' in metrics
+    # The gateway's own consumers: live progress, and the keeper of every dead-letter queue.
+    assert 'resultflow_queue_consumers{queue="gateway.report-status"} 1' in metrics
+    assert 'resultflow_queue_consumers{queue="render.report.dlq"} 1' in metrics
+
+
+async def test_the_operations_port_answers_prometheus_and_the_healthcheck_without_a_token(
+    client: TestClient[Any, Any], settings: Settings, db: Database
+) -> None:
+    await db.reports.insert_one(report_document(status="delivered"))
+    ((_, record),) = read_records(settings.work_dir)
+    assert (record.name, record.service, record.pid) == ("gateway", "gateway", os.getpid())
+    async with aiohttp.ClientSession() as http:
+        async with http.get(record.health_url + "/readyz") as ready:
+            assert ready.status == 200
+            assert await ready.json() == {"status": "ok", "mongodb": True, "broker": True}
+        async with http.get(record.metrics_url) as response:
+            assert response.status == 200
+            metrics = await response.text()
+    assert 'resultflow_reports{status="delivered"} 1' in metrics
+    assert 'resultflow_ready{check="mongodb"} 1' in metrics
+    assert "process_resident_memory_bytes" in metrics

@@ -89,3 +89,58 @@ async def test_template_operations_are_for_admins_only_and_described_in_openapi(
     schema = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert schema["required"] == ["file", "name"]
     assert "TemplateVersionView" in spec["components"]["schemas"]
+
+
+async def test_a_lab_placeholder_is_mapped_over_the_api_and_the_version_then_passes(
+    api: TestClient[Any, Any], db: Database
+) -> None:
+    await post_template(api, "letterhead", lab_template(body="{{ patient_name }} {{ motto }}"))
+    path = f"{PREFIX}/templates/letterhead/1/mapping"
+    unknown = await api.put(path, json={"mapping": {"nobody": {"text": "x"}}})
+    assert unknown.status == 400 and "nobody" in (await unknown.json())["detail"]
+    bad_field = await api.put(path, json={"mapping": {"motto": {"field": "patient.secret"}}})
+    assert bad_field.status == 400 and "patient.secret" in (await bad_field.json())["detail"]
+
+    mapping = {"patient_name": {"field": "patient.name"}, "motto": {"text": "Care first"}}
+    mapped = await api.put(path, json={"mapping": mapping})
+    assert mapped.status == 200, await mapped.text()
+    view = await mapped.json()
+    assert view["lint"]["ok"] and view["lint"]["unknown"] == [] and view["mapping"] == mapping
+    audit = await db.audit.find_one({"action": "template.mapped"})
+    assert audit is not None and audit["detail"]["mapping"] == mapping
+    missing = await api.put(f"{PREFIX}/templates/letterhead/7/mapping", json={"mapping": {}})
+    assert missing.status == 404
+
+
+async def test_a_version_is_previewed_over_the_api_as_a_pdf_only_once_it_passed(
+    api: TestClient[Any, Any],
+) -> None:
+    await post_template(api, "letterhead", lab_template())
+    await post_template(api, "letterhead", lab_template(body="{{ unknown_thing }}"))
+    refused = await api.get(f"{PREFIX}/templates/letterhead/2/preview.pdf")
+    assert refused.status == 409 and (await refused.json())["error"] == "conflict"
+    preview = await api.get(f"{PREFIX}/templates/letterhead/1/preview.pdf")
+    assert preview.status == 200, await preview.text()
+    assert preview.content_type == "application/pdf"
+    assert (await preview.read()).startswith(b"%PDF-")
+
+
+async def test_choice_rules_are_read_and_replaced_over_the_api_naming_only_usable_templates(
+    api: TestClient[Any, Any], db: Database
+) -> None:
+    assert await (await api.get(f"{PREFIX}/template-rules")).json() == {"rules": []}
+    await post_template(api, "diabetes", lab_template())
+    rules = [{"test": "HbA1c", "language": "", "template": "diabetes"}]
+    not_active = await api.put(f"{PREFIX}/template-rules", json={"rules": rules})
+    assert not_active.status == 400
+    assert "'diabetes' has no active version" in (await not_active.json())["detail"]
+
+    await api.post(f"{PREFIX}/templates/diabetes/1/activate")
+    rules.append({"test": "", "language": "fr", "template": "default"})
+    saved = await api.put(f"{PREFIX}/template-rules", json={"rules": rules})
+    assert saved.status == 200, await saved.text()
+    assert await (await api.get(f"{PREFIX}/template-rules")).json() == {"rules": rules}
+    typo = await api.put(f"{PREFIX}/template-rules", json={"rules": [{"tempate": "x"}]})
+    assert typo.status == 400
+    audit = await db.audit.find_one({"action": "template.rules_saved"})
+    assert audit is not None and audit["detail"]["rules"] == 2

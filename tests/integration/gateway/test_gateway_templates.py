@@ -44,7 +44,7 @@ async def test_a_hostile_upload_is_kept_as_a_version_that_names_its_problem_and_
     assert "Make version 1 active" not in page
     csrf = await csrf_from(admin, "/templates/letterhead")
     refused = await admin.post("/templates/letterhead/1/activate", data={"csrf_token": csrf})
-    assert refused.status == 400
+    assert refused.status == 409
     stored = await db.templates.find_one({"_id": "letterhead:1"})
     assert stored is not None and stored["active"] is False
 
@@ -97,10 +97,17 @@ async def test_choice_rules_are_edited_on_their_page_saved_in_order_and_audited(
     admin: TestClient[Any, Any], db: Database
 ) -> None:
     await upload(admin, "diabetes", lab_template())
+    await upload(admin, "francais", lab_template())
     assert "Which template a report uses" in await (await admin.get("/templates")).text()
     csrf = await csrf_from(admin, "/template-rules")
     form = {"csrf_token": csrf, "test_0": "HbA1c", "language_0": "", "template_0": "diabetes"}
     form |= {"test_1": "", "language_1": "fr", "template_1": "francais", "template_2": ""}
+    not_active = await admin.post("/template-rules", data=form)
+    text = await not_active.text()
+    assert not_active.status == 400 and "Rule 1: template &#39;diabetes&#39; has no active" in text
+    assert 'value="HbA1c"' in text  # what was typed stays on the page
+    for name in ("diabetes", "francais"):
+        await TemplateStore(db).activate(name, 1)
     saved = await admin.post("/template-rules", data=form)
     assert saved.status == 200 and 'value="HbA1c"' in await saved.text()
     assert await TemplateRuleStore(db).get() == [

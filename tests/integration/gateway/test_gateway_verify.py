@@ -77,3 +77,20 @@ async def test_uploading_the_issued_file_says_yes_and_a_changed_file_says_no(
         response = await client.post(f"/v/{reference}", data=form)
         assert response.status == 200
         assert answer in await response.text()
+
+
+async def test_a_report_of_a_few_megabytes_can_be_checked_and_a_huge_upload_is_refused(
+    client: TestClient[Any, Any], resources: Resources
+) -> None:
+    report_id = await issued(resources)
+    big = PDF + b"\n" + b"0" * (3 * 1024 * 1024)  # a letterhead's images and fonts
+    digest = hashlib.sha256(big).hexdigest()
+    await resources.db.reports.update_one({"_id": report_id}, {"$set": {"pdf_sha256": digest}})
+    form = FormData()
+    form.add_field("file", big, filename="report.pdf", content_type="application/pdf")
+    response = await client.post(f"/v/{short_reference(report_id)}", data=form)
+    assert response.status == 200 and "<strong>Yes:</strong>" in await response.text()
+
+    form = FormData()
+    form.add_field("file", b"0" * (17 * 1024 * 1024), filename="huge.pdf")
+    assert (await client.post(f"/v/{short_reference(report_id)}", data=form)).status == 413

@@ -19,7 +19,7 @@ from services.infra.service import Resources
 from services.infra.settings import Settings
 from services.notify.handlers import NotifyHandlers
 from services.notify.main import create_app
-from services.notify.providers import make_provider
+from services.notify.provider_setup import make_provider
 from services.notify.quiet_scheduler import QuietHoursScheduler
 from tests.fake_twilio import FakeTwilio
 from tests.support import report_document

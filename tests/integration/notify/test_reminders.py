@@ -18,7 +18,7 @@ from services.infra.opt_outs import Keyword, OptOuts
 from services.infra.service import Resources
 from services.infra.settings import Settings
 from services.infra.tokens import new_token, token_hash
-from services.notify.providers import make_provider
+from services.notify.provider_setup import make_provider
 from services.notify.reminders import ReminderScheduler
 from tests.fake_twilio import FakeTwilio
 from tests.support import report_document
