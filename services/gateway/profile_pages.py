@@ -15,23 +15,15 @@ from contracts.v1 import Flag
 from services.gateway.web import USER, client_detail, render
 from services.infra.audit import Audit, staff
 from services.infra.service import Resources
-from services.infra.sheet_profiles import FIELDS, ProfileNotFound, SheetProfile, SheetProfiles
+from services.infra.sheet_profiles import (
+    FIELD_LABELS,
+    FIELDS,
+    ProfileNotFound,
+    SheetProfile,
+    SheetProfiles,
+)
 
-LABELS = {
-    "patient_id": "Patient ID",
-    "name": "Name",
-    "date_of_birth": "Date of birth",
-    "sex": "Sex",
-    "phone": "Phone",
-    "sample_date": "Sample date",
-    "test": "Test",
-    "value": "Value",
-    "unit": "Unit",
-    "reference_range": "Reference range",
-    "flag": "Flag",
-    "language": "Language",
-    "pin": "PIN",
-}
+LABELS = FIELD_LABELS
 
 
 def label(field: str) -> str:

@@ -35,6 +35,22 @@ FieldName = Literal[
     "pin",
 ]
 FIELDS: tuple[str, ...] = get_args(FieldName)
+# Each field's column name in the usual layout, as staff see it in messages and forms.
+FIELD_LABELS: dict[str, str] = {
+    "patient_id": "Patient ID",
+    "name": "Name",
+    "date_of_birth": "Date of birth",
+    "sex": "Sex",
+    "phone": "Phone",
+    "sample_date": "Sample date",
+    "test": "Test",
+    "value": "Value",
+    "unit": "Unit",
+    "reference_range": "Reference range",
+    "flag": "Flag",
+    "pin": "PIN",
+    "language": "Language",
+}
 NAME = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,59}$"
 
 

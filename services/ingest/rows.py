@@ -16,6 +16,7 @@ from datetime import date
 from pydantic import ValidationError
 
 from contracts.v1 import Flag, LabResult, Patient
+from services.infra.sheet_profiles import FIELD_LABELS
 from services.ingest.errors import SheetError
 from services.ingest.values import (
     SEX,
@@ -47,21 +48,7 @@ REQUIRED = ("patient_id", "name", "date_of_birth", "phone", "sample_date", "test
 # The columns of a row's result; every other column is about the patient and sample.
 RESULT_FIELDS = ("test", "value", "unit", "reference_range", "flag")
 _REQUIRED_RESULT = tuple(f for f in REQUIRED if f in RESULT_FIELDS)
-LABELS = {
-    "patient_id": "Patient ID",
-    "name": "Name",
-    "date_of_birth": "Date of birth",
-    "sex": "Sex",
-    "phone": "Phone",
-    "sample_date": "Sample date",
-    "test": "Test",
-    "value": "Value",
-    "unit": "Unit",
-    "reference_range": "Reference range",
-    "flag": "Flag",
-    "pin": "PIN",
-    "language": "Language",
-}
+LABELS = FIELD_LABELS
 
 
 def normalise_header(header: object) -> str:

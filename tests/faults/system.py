@@ -107,7 +107,7 @@ async def fault_system(
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
         await admin.close()
-        stack.stop()
+        await asyncio.to_thread(stack.stop)  # the proxies (this loop) keep relaying meanwhile
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.drop_database(settings.mongodb_database), 30)
         await client.close()

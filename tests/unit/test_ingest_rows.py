@@ -3,33 +3,12 @@ the first row): every row still gets the reason a full reading would give."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-
 import pytest
 
 from devtools.demo import HEADER
 from services.ingest import logic, rows
 from services.ingest.values import RowError
-
-TODAY = date(2026, 11, 25)
-
-
-def row(**overrides: object) -> list[object]:
-    values: dict[str, object] = {
-        "Patient ID": "P1",
-        "Name": "Ada Okafor",
-        "Date of birth": datetime(1980, 3, 3),
-        "Sex": "F",
-        "Phone": "07400 123456",
-        "Sample date": "2026-11-20",
-        "Test": "Sodium",
-        "Value": 140.0,
-        "Unit": "mmol/L",
-        "Reference range": "135–145",
-        "Flag": None,
-    }
-    values.update(overrides)
-    return [values[h] for h in HEADER]
+from tests.unit.test_ingest_logic import TODAY, row
 
 
 def full_reading(cells: list[object]) -> str:
