@@ -13,7 +13,8 @@ from aiohttp import web
 from contracts.v1 import utcnow
 from services.gateway import logic, timeline
 from services.gateway.actions import new_request_id
-from services.gateway.glance import GlanceQueries, glance_context
+from services.gateway.glance import Glance, glance_context
+from services.gateway.ops import Cached
 from services.gateway.permissions import Action, allowed, role_of
 from services.gateway.queries import (
     BatchFilter,
@@ -51,7 +52,7 @@ log = structlog.get_logger()
 
 
 class AdminHandlers:
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, resources: Resources, glance: Cached[Glance]) -> None:
         self._resources = resources
         self._settings = resources.settings
         self._batch_writes = Batches(resources.db)
@@ -61,7 +62,7 @@ class AdminHandlers:
         self._outbox = OutboxQueries(resources.db)
         self._audit = Audit(resources.db)
         self._dead_letters = DeadLetters(resources.db)
-        self._glance = GlanceQueries(resources.db, resources.settings.time_zone)
+        self._glance = glance
 
     # --- dashboard and upload ------------------------------------------------------------
 
@@ -92,7 +93,7 @@ class AdminHandlers:
                 # Dead letters wait for a person: every role that may act on them sees them.
                 "dead_letters": await self._dead_letters.counts() if sees_reports else {},
                 "stuck": await self._reports.count_stuck() if sees_reports else 0,
-                **(glance_context(await self._glance.now()) if sees_reports else {}),
+                **(glance_context(await self._glance.get()) if sees_reports else {}),
             },
         )
 
@@ -229,8 +230,8 @@ class AdminHandlers:
         return render(request, "outbox.html", {"messages": messages})
 
 
-def setup_admin(app: web.Application, resources: Resources) -> None:
-    handlers = AdminHandlers(resources)
+def setup_admin(app: web.Application, resources: Resources, glance: Cached[Glance]) -> None:
+    handlers = AdminHandlers(resources, glance)
     r = app.router
     r.add_get("/", handlers.dashboard)
     r.add_get("/upload", handlers.upload_form)

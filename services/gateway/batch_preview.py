@@ -7,11 +7,12 @@ whoever may follow the batch may decide."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
 
+from contracts.v1 import Message
 from services.gateway.actions import ActionRefused
 from services.gateway.api_models import BatchView
 from services.gateway.queries import BatchQueries
@@ -19,9 +20,12 @@ from services.gateway.uploads import ingest_command
 from services.gateway.web import USER, client_detail, ok, redirect, render, sees_batch
 from services.infra.audit import Audit, staff
 from services.infra.batches import Batches
-from services.infra.broker import publish
+from services.infra.broker import PUBLISH_WAIT_SECONDS
 from services.infra.documents import BatchDocument, BatchStatus
 from services.infra.service import Resources
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.client_session import AsyncClientSession
 
 log = structlog.get_logger()
 Sees = Callable[[BatchDocument], bool]  # whether the one deciding may follow this batch
@@ -53,19 +57,19 @@ class BatchPreviews:
             raise ActionRefused(409, "The sheet is still being read; confirm once it is shown.")
         if preview.get("error"):
             raise ActionRefused(409, "The sheet cannot be read; discard it and upload again.")
-        decided = await self._batches.decide_preview(batch["_id"], user, confirm=True)
+
+        async def record(session: AsyncClientSession) -> tuple[BatchDocument | None, list[Message]]:
+            decided = await self._batches.decide_preview(
+                batch["_id"], user, confirm=True, session=session
+            )
+            # The confirmation and the real run's IngestBatch are stored together.
+            return decided, [ingest_command(batch, preview=False)] if decided else []
+
+        decided = await self._resources.outbox.commit(record, publish_wait=PUBLISH_WAIT_SECONDS)
         if decided is None:  # decided meanwhile by someone else
             return await self._settled(batch["_id"], "confirmed")
         detail = {**client, "reports": preview.get("reports_total", 0)}
         await self._audit.write(staff(user), "batch.confirmed", None, detail, object=batch_id)
-        try:
-            await publish(
-                self._resources.broker,
-                ingest_command(batch, preview=False),
-            )
-        except Exception:
-            # The batch is `received` now: the redriver sends its IngestBatch again.
-            log.warning("batch.confirm_not_published", batch_id=batch["_id"], exc_info=True)
         return decided
 
     async def discard(

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from contracts.v1 import ReportStatus, utcnow
 from services.gateway.admin_api_models import GlanceView
+from services.gateway.ops import Cached
 from services.gateway.web import ok, render
 from services.infra.database import Database
 from services.infra.dead_letters import DeadLetters
@@ -27,6 +28,7 @@ from services.infra.service import Resources
 
 S = ReportStatus
 DAYS = 7
+GLANCE_SECONDS = 5.0
 MOST_REPORTS = 50_000  # a week's reports read for the latencies and the chart, at most
 # The chart's colour groups, in stacking order (the words are the legend: colour only repeats).
 GROUPS: dict[str, frozenset[str]] = {
@@ -212,14 +214,21 @@ def glance_context(glance: Glance) -> dict[str, Any]:
     return {"glance": glance, "chart": chart_bars, "durations": duration_words, "groups": GROUPS}
 
 
+def cached_glance(resources: Resources) -> Cached[Glance]:
+    """The glance the dashboard shows, counted at most once per `GLANCE_SECONDS` per
+    gateway process however many pages are open (each refreshes every 15 s)."""
+    queries = GlanceQueries(resources.db, resources.settings.time_zone)
+    return Cached(queries.now, GLANCE_SECONDS)
+
+
 class GlancePages:
     """`GET /glance`: the dashboard's glance alone, for its refresh every few seconds."""
 
-    def __init__(self, queries: GlanceQueries) -> None:
-        self._queries = queries
+    def __init__(self, glance: Cached[Glance]) -> None:
+        self._glance = glance
 
     async def fragment(self, request: web.Request) -> web.StreamResponse:
-        return render(request, "_glance.html", glance_context(await self._queries.now()))
+        return render(request, "_glance.html", glance_context(await self._glance.get()))
 
 
 class GlanceApi:
@@ -230,6 +239,5 @@ class GlanceApi:
         return ok(GlanceView.of(await self._queries.now()))
 
 
-def setup_glance(app: web.Application, resources: Resources) -> None:
-    pages = GlancePages(GlanceQueries(resources.db, resources.settings.time_zone))
-    app.router.add_get("/glance", pages.fragment)
+def setup_glance(app: web.Application, glance: Cached[Glance]) -> None:
+    app.router.add_get("/glance", GlancePages(glance).fragment)

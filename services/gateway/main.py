@@ -29,7 +29,7 @@ from services.gateway.audit_pages import setup_audit
 from services.gateway.batch_preview import setup_batch_preview
 from services.gateway.dead_letter_pages import setup_dead_letters
 from services.gateway.fhir import setup_fhir
-from services.gateway.glance import setup_glance
+from services.gateway.glance import cached_glance, setup_glance
 from services.gateway.live import setup_live
 from services.gateway.ops import setup_ops
 from services.gateway.portal import setup_portal
@@ -54,7 +54,8 @@ def create_app(resources: Resources | None = None) -> web.Application:
     # Accounts next: its middleware must know the user before a page's context is built.
     setup_accounts(app, resources)
     setup_pages(app, resources.settings)
-    setup_admin(app, resources)
+    glance = cached_glance(resources)  # the dashboard's and its refresh's
+    setup_admin(app, resources, glance)
     setup_batch_preview(app, resources)
     setup_profile_pages(app, resources)
     setup_review(app, resources)
@@ -65,7 +66,7 @@ def create_app(resources: Resources | None = None) -> web.Application:
     setup_live(app, resources)
     setup_portal(app, resources)
     setup_verify(app, resources)
-    setup_glance(app, resources)
+    setup_glance(app, glance)
     template_actions = TemplateActions(resources.db)
     setup_templates(app, template_actions)
     setup_template_rules(app, template_actions)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 from aiohttp import web
@@ -35,6 +35,7 @@ from services.infra.report_status import stuck_query
 from services.infra.service import Resources
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 
 class Stats:
@@ -69,22 +70,22 @@ class Stats:
             return None
 
 
-class Cached:
+class Cached(Generic[T]):
     """The last value of `compute`, made again only when older than `ttl` seconds; callers
     arriving while it is being made wait for that one computation (single flight)."""
 
-    def __init__(self, compute: Callable[[], Awaitable[str]], ttl: float) -> None:
+    def __init__(self, compute: Callable[[], Awaitable[T]], ttl: float) -> None:
         self._compute = compute
         self._ttl = ttl
         self._lock = asyncio.Lock()
-        self._value: str | None = None
+        self._value: T | None = None
         self._made_at = 0.0
         self.computations = 0
 
     def _fresh(self) -> bool:
         return self._value is not None and time.monotonic() - self._made_at < self._ttl
 
-    async def get(self) -> str:
+    async def get(self) -> T:
         if not self._fresh():
             async with self._lock:
                 if not self._fresh():

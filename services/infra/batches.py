@@ -108,7 +108,12 @@ class Batches:
         return result.matched_count == 1
 
     async def decide_preview(
-        self, batch_id: str, by: str, *, confirm: bool
+        self,
+        batch_id: str,
+        by: str,
+        *,
+        confirm: bool,
+        session: AsyncClientSession | None = None,
     ) -> BatchDocument | None:
         """Confirm a previewed batch (it becomes `received`: ingest is to make its reports)
         or discard it; one conditional update, so only one decision ever wins. The batch as
@@ -125,6 +130,7 @@ class Batches:
             wanted,
             {"$set": {"status": status, "confirmation": decision, **sent}},
             return_document=ReturnDocument.AFTER,
+            session=session,  # a confirmation is stored with its IngestBatch (the outbox)
         )
 
     async def cancel(self, batch_id: str, by: str, reason: str) -> None:

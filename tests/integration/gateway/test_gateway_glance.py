@@ -20,7 +20,7 @@ from services.infra.settings import Settings
 from tests.axe import serious_violations
 from tests.integration.gateway.test_gateway_audit import browser_signed_in_as
 from tests.security.test_audit_chain import resultflow
-from tests.support import chromium, report_document, screenshot_path
+from tests.support import chromium, eventually, report_document, screenshot_path
 
 
 async def a_week_of_reports(db: Database) -> None:
@@ -89,10 +89,14 @@ async def test_the_home_page_shows_the_glance_live_and_each_figure_opens_its_lis
     async with chromium() as browser:
         page = await browser.new_page(viewport={"width": 1280, "height": 1000}, bypass_csp=True)
         base_url = await browser_signed_in_as(admin, page)
-        await page.goto(f"{base_url}/")
         glance = page.locator("#glance")
-        text = await glance.inner_text()
-        assert re.search(r"Today\s+5 reports", text), text
+
+        async def counted() -> str | None:  # signing in drew the glance before the reports
+            await page.goto(f"{base_url}/")
+            text = await glance.inner_text()
+            return text if re.search(r"Today\s+5 reports", text) else None
+
+        text = await eventually(counted, timeout=15, interval=1)
         assert "60 s median" in text and "10 min for 95 in 100" in text
         assert "66.7 %" in text and "SMS of unknown outcome: 1" in text
         chart = glance.get_by_role("img", name=re.compile("Reports made on each of the last 7"))
@@ -102,8 +106,12 @@ async def test_the_home_page_shows_the_glance_live_and_each_figure_opens_its_lis
 
         late = report_document(status="failed", batch_id="b-1", patient={"patient_id": "P-9"})
         await db.reports.insert_one(late)
-        refreshed = await page.request.get(f"{base_url}/glance")
-        assert "Failed this week: 2" in await refreshed.text()  # what the page fetches live
+
+        async def refreshed() -> bool:  # what the page fetches live (counted every 5 s)
+            glance = await page.request.get(f"{base_url}/glance")
+            return "Failed this week: 2" in await glance.text()
+
+        await eventually(refreshed, timeout=15, interval=1)
 
         await glance.get_by_role("link", name="Failed this week: 1").click()
         await page.wait_for_url(re.compile(r"/reports\?status=failed&made_since="))
