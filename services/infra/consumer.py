@@ -4,7 +4,11 @@ A handler raises `PermanentError` for a message that can never succeed (bad data
 template that does not render): the report is failed with that reason and the message goes
 to its dead-letter queue at once. Any other exception is retried (requeued) until the
 queue's delivery limit, and on the last attempt handled like a permanent error. A message
-that is not a valid contract goes to the dead-letter queue, with the reason logged.
+that is not a valid contract goes to the dead-letter queue, with the reason logged. A change
+that finds its report held by another transaction (`ContendedError`: one a killed process
+left open, which MongoDB aborts only after 60 s) is published again as a new message and
+this one acked, where the service's broker user may publish it: waiting it out then neither
+blocks the queue nor uses up its delivery limit. Elsewhere the handler runs again in place.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pydantic import ValidationError
 from contracts import topology
 from contracts.v1 import Message
 from services.infra.broker import DEAD_LETTER_EXCHANGE, EXCHANGE, rabbit_queue
-from services.infra.errors import PermanentError
+from services.infra.errors import ContendedError, PermanentError
 from services.infra.metrics import HANDLING_SECONDS, MESSAGES_FAILED, MESSAGES_HANDLED
 from services.infra.service import Resources
 
@@ -32,6 +36,14 @@ log = structlog.get_logger()
 M = TypeVar("M", bound=Message)
 Handler = Callable[[M], Awaitable[None]]
 GiveUp = Callable[[M, str], Awaitable[None]]
+
+# A message whose change met another transaction's lock (`ContendedError`) is tried again up
+# to this often (each try waits `outbox.CONTENDED_SECONDS`, well past MongoDB's 60 s limit on
+# an open transaction), then handled like any other failure: sent again as a new message
+# where the consuming service may publish it (notify.patient), else run again in place.
+CONTENDED_HEADER = "x-resultflow-contended"
+CONTENDED_MOST = 30
+CONTENDED_PAUSE_SECONDS = 0.5
 
 
 def delivery_count(raw: RabbitMessage) -> int:
@@ -103,8 +115,24 @@ async def _consume(
         with structlog.contextvars.bound_contextvars(correlation_id=message.correlation_id, **ids):
             attempt = delivery_count(raw) + 1
             started = time.perf_counter()
+            queue = topology.queue_for(message_type)
+            may_send_again = queue.consumer in queue.published_by
             try:
-                await handler(message)
+                await _handle(handler, message, may_send_again)
+            except ContendedError as error:
+                contended = _contended_count(raw) + 1
+                if may_send_again and contended <= CONTENDED_MOST:
+                    # Held by a transaction a killed process left open (until MongoDB aborts
+                    # it): give the message back as a new one, so waiting neither holds this
+                    # consumer nor uses up deliveries each kill of this process would count.
+                    log.warning("message.contended", times=contended, error=type(error).__name__)
+                    MESSAGES_FAILED.labels(**kind, outcome="contended").inc()
+                    await _send_again(broker, raw, message_type, contended)
+                    return
+                await _retry_or_give_up(
+                    raw, message, error, attempt, kind, on_give_up, retry_backoff
+                )
+                return
             except PermanentError as error:
                 # The reason may quote the data (a phone number): it is stored for lab staff,
                 # the log gets only its kind.
@@ -113,22 +141,83 @@ async def _consume(
                 await _give_up(raw, message, str(error), on_give_up)
                 return
             except Exception as error:
-                failure = {"error": type(error).__name__, "stack": _frames(error)}
-                if attempt < topology.DELIVERY_LIMIT:
-                    log.warning("message.retrying", attempt=attempt, **failure)
-                    MESSAGES_FAILED.labels(**kind, outcome="retried").inc()
-                    # Back off, so a provider's rate limit or a restarting server gets time.
-                    await asyncio.sleep(retry_delay(attempt, retry_backoff))
-                    await raw.nack(requeue=True)
-                    return
-                reason = f"gave up after {attempt} attempts: {type(error).__name__}: {error}"
-                log.error("message.gave_up", attempt=attempt, **failure)
-                MESSAGES_FAILED.labels(**kind, outcome="gave_up").inc()
-                await _give_up(raw, message, reason, on_give_up)
+                await _retry_or_give_up(
+                    raw, message, error, attempt, kind, on_give_up, retry_backoff
+                )
                 return
             await raw.ack()
             HANDLING_SECONDS.labels(**kind).observe(time.perf_counter() - started)
             MESSAGES_HANDLED.labels(**kind).inc()
+
+
+async def _handle(handler: Handler[M], message: M, may_send_again: bool) -> None:
+    """Run the handler; a `ContendedError` goes up at once where this service may publish the
+    message again (its broker user may write its key), else the handler runs again here (it
+    is idempotent) up to `CONTENDED_MOST` times, holding the message meanwhile."""
+    tries = 1
+    while True:
+        try:
+            await handler(message)
+            return
+        except ContendedError:
+            if may_send_again or tries >= CONTENDED_MOST:
+                raise
+            tries += 1
+            log.warning("message.contended_waiting", tries=tries)
+            await asyncio.sleep(CONTENDED_PAUSE_SECONDS)
+
+
+async def _retry_or_give_up(
+    raw: RabbitMessage,
+    message: M,
+    error: Exception,
+    attempt: int,
+    kind: dict[str, str],
+    on_give_up: GiveUp[M],
+    retry_backoff: float,
+) -> None:
+    failure = {"error": type(error).__name__, "stack": _frames(error)}
+    if attempt < topology.DELIVERY_LIMIT:
+        log.warning("message.retrying", attempt=attempt, **failure)
+        MESSAGES_FAILED.labels(**kind, outcome="retried").inc()
+        # Back off, so a provider's rate limit or a restarting server gets time.
+        await asyncio.sleep(retry_delay(attempt, retry_backoff))
+        await raw.nack(requeue=True)
+        return
+    reason = f"gave up after {attempt} attempts: {type(error).__name__}: {error}"
+    log.error("message.gave_up", attempt=attempt, **failure)
+    MESSAGES_FAILED.labels(**kind, outcome="gave_up").inc()
+    await _give_up(raw, message, reason, on_give_up)
+
+
+def _contended_count(raw: RabbitMessage) -> int:
+    count = (raw.headers or {}).get(CONTENDED_HEADER, 0)
+    return int(count) if isinstance(count, int | str) else 0
+
+
+def _own_headers(raw: RabbitMessage) -> dict[str, Any]:
+    # RabbitMQ's own count stays behind: the new copy starts with all its deliveries.
+    return {k: v for k, v in (raw.headers or {}).items() if k != "x-delivery-count"}
+
+
+async def _send_again(
+    broker: RabbitBroker, raw: RabbitMessage, message_type: type[Message], contended: int
+) -> None:
+    """Publish the message again (confirmed) with how often it was contended, then ack this
+    copy; a death in between leaves two copies, which idempotent handlers absorb."""
+    await asyncio.sleep(CONTENDED_PAUSE_SECONDS)
+    await broker.publish(
+        raw.body,
+        exchange=EXCHANGE,
+        routing_key=message_type.routing_key,
+        persist=True,
+        mandatory=True,
+        headers={**_own_headers(raw), CONTENDED_HEADER: contended},
+        message_type=message_type.routing_key,
+        correlation_id=raw.correlation_id,
+        content_type=raw.content_type,
+    )
+    await raw.ack()
 
 
 def retry_delay(attempt: int, backoff: float) -> float:

@@ -10,3 +10,9 @@ class PermanentError(Exception):
 class ReportNotFoundError(PermanentError):
     def __init__(self, report_id: str) -> None:
         super().__init__(f"report {report_id} does not exist")
+
+
+class ContendedError(Exception):
+    """A document this change needs is held by another transaction (most often one a killed
+    process left open, which MongoDB aborts after `transactionLifetimeLimitSeconds`, 60 s):
+    nothing was changed; the consumer tries the message again (`services.infra.consumer`)."""

@@ -39,7 +39,8 @@ MESSAGES_HANDLED = Counter(
 MESSAGES_FAILED = Counter(
     "resultflow_messages_failed",
     "Messages that failed, by service, message type and what happened: invalid (not the "
-    "contract, dead-lettered), permanent (dead-lettered), retried, gave_up (dead-lettered).",
+    "contract, dead-lettered), permanent (dead-lettered), retried, gave_up (dead-lettered), "
+    "contended (its report held by another transaction: tried again, no delivery counted).",
     ["service", "message_type", "outcome"],
 )
 HANDLING_SECONDS = Histogram(
@@ -47,6 +48,14 @@ HANDLING_SECONDS = Histogram(
     "Time to handle one message, by service and message type.",
     ["service", "message_type"],
     buckets=HANDLING_BUCKETS,
+)
+
+# --- the transactional outbox (services/infra/outbox.py) -----------------------------------
+OUTBOX_PUBLISH_FAILURES = Counter(
+    "resultflow_outbox_publish_failures",
+    "Outbox messages RabbitMQ did not take (unroutable and returned, nacked, or no answer); "
+    "each stays stored for the relay. By who tried: writer (right after its commit) or relay.",
+    ["path"],
 )
 
 # --- the report's state machine (services/infra/reports.py) ---------------------------------

@@ -15,6 +15,7 @@ go out twice (a crash after the confirm, before the delete): consumers are idemp
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -23,11 +24,14 @@ from typing import TYPE_CHECKING, TypedDict, TypeVar, cast
 import structlog
 from faststream.rabbit import RabbitBroker
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import OperationFailure
 
 from contracts.v1 import Message, utcnow
 from services.infra.broker import EXCHANGE
 from services.infra.crash_points import crash_point
 from services.infra.database import Database
+from services.infra.errors import ContendedError
+from services.infra.metrics import OUTBOX_PUBLISH_FAILURES
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.client_session import AsyncClientSession
@@ -41,6 +45,10 @@ Write = Callable[["AsyncClientSession"], Awaitable[tuple[T, Sequence[Message]]]]
 CLAIM_SECONDS = 5.0  # a relay (or the writer) that has not published by then has died
 RELAY_EVERY_SECONDS = 2.0
 RELAY_BATCH = 100
+# How long a change retries a write conflict before giving its message back (`ContendedError`):
+# a transaction a killed process left open holds its documents until the server aborts it.
+CONTENDED_SECONDS = 5.0
+WRITE_CONFLICT = 112  # MongoDB's error code: a document another transaction has changed
 
 
 class OutboxEntry(TypedDict):
@@ -86,14 +94,23 @@ class Outbox:
         self, write: Write[T], *, crash_at: str = "", publish_wait: float | None = None
     ) -> T:
         """Run `write` and store the messages it returns in one transaction (retried whole
-        on a transient conflict), then publish them. Returns what `write` returned.
+        on a transient conflict, for `CONTENDED_SECONDS`: then `ContendedError`), then
+        publish them. Returns what `write` returned.
 
         `crash_at` names the fault tests' crash point between the commit and the publish;
         `publish_wait` bounds the publish (a broker alarm blocks it): then the relay sends."""
         rows: list[OutboxEntry] = []
+        started, conflicted = time.monotonic(), False
 
         async def transaction(session: AsyncClientSession) -> T:
-            result, messages = await write(session)
+            nonlocal conflicted
+            if conflicted and time.monotonic() - started > CONTENDED_SECONDS:
+                raise ContendedError(f"write conflicts for {CONTENDED_SECONDS:.0f} s")
+            try:
+                result, messages = await write(session)
+            except OperationFailure as error:
+                conflicted = error.code == WRITE_CONFLICT  # retried by `with_transaction`
+                raise
             now = utcnow()
             claim = self._claim.total_seconds()
             rows[:] = [entry(message, now, claim) for message in messages]
@@ -108,6 +125,7 @@ class Outbox:
         try:
             await asyncio.wait_for(self.send(rows), publish_wait)
         except TimeoutError:
+            OUTBOX_PUBLISH_FAILURES.labels("writer").inc()
             log.warning("outbox.publish_deferred", messages=len(rows), error="TimeoutError")
         return result
 
@@ -118,6 +136,7 @@ class Outbox:
             try:
                 await self._publish(row)
             except Exception as error:
+                OUTBOX_PUBLISH_FAILURES.labels("writer").inc()
                 log.warning(
                     "outbox.publish_deferred",
                     routing_key=row["routing_key"],
@@ -142,7 +161,11 @@ class Outbox:
             )
             if row is None:
                 break
-            await self._publish(row)
+            try:
+                await self._publish(row)
+            except Exception:
+                OUTBOX_PUBLISH_FAILURES.labels("relay").inc()
+                raise  # the row stays, claimed: tried again once its claim runs out
             sent += 1
         if sent:
             log.info("outbox.relayed", messages=sent)
