@@ -64,17 +64,22 @@ def add_commands(commands: Any) -> None:
     )
 
 
+def patient_json(patient: Any) -> dict[str, Any]:
+    """A report's patient as `intake check` prints it (the phone in E.164)."""
+    return {
+        "patient_id": patient.patient_id,
+        "name": patient.name,
+        "date_of_birth": patient.date_of_birth.isoformat(),
+        "phone": patient.phone,
+    }
+
+
 def report_json(draft: Any) -> dict[str, Any]:
     """A report draft as `intake check` prints it."""
     patient = draft.patient
     key = draft.source_key
     return {
-        "patient": {
-            "patient_id": patient.patient_id,
-            "name": patient.name,
-            "date_of_birth": patient.date_of_birth.isoformat(),
-            "phone": patient.phone,
-        },
+        "patient": patient_json(patient),
         "accession": key.removeprefix("lis:") if key.startswith("lis:") else None,
         "source_key": key,
         "sample_date": draft.sample_date.isoformat(),
@@ -123,12 +128,7 @@ def lis_report_json(result: Any, corrected: bool) -> dict[str, Any]:
     """An LIS result (from HL7 v2 or FHIR) as `intake check` prints a report."""
     patient = result.patient
     return {
-        "patient": {
-            "patient_id": patient.patient_id,
-            "name": patient.name,
-            "date_of_birth": patient.date_of_birth.isoformat(),
-            "phone": patient.phone,
-        },
+        "patient": patient_json(patient),
         "accession": result.accession,
         "source_key": f"lis:{result.accession}",
         "sample_date": result.sample_date.isoformat(),

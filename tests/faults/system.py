@@ -9,12 +9,13 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aio_pika
 from pymongo.errors import PyMongoError
@@ -217,3 +218,30 @@ def record(fault: str, **figures: Any) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as results:
         results.write(line + "\n")
+
+
+class Freezable(Protocol):
+    def signal(self, signum: signal.Signals) -> None: ...
+
+
+class Cuttable(Protocol):
+    def blackhole(self) -> None: ...
+    def restore(self) -> None: ...
+
+
+async def frozen_for(server: Freezable, seconds: float) -> None:
+    """SIGSTOP the server for `seconds`, then let it go on (SIGCONT) whatever happens."""
+    server.signal(signal.SIGSTOP)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        server.signal(signal.SIGCONT)
+
+
+async def blackholed_for(proxy: Cuttable, seconds: float) -> None:
+    """Swallow the traffic through `proxy` for `seconds`, connections left open."""
+    proxy.blackhole()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        proxy.restore()

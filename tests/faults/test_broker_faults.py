@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,7 +26,9 @@ from tests.faults.rabbit_node import RabbitNode
 from tests.faults.system import (
     FaultSystem,
     assert_invariants,
+    blackholed_for,
     fault_system,
+    frozen_for,
     invariants,
     record,
     upload_under_way,
@@ -114,11 +115,7 @@ async def test_rabbitmq_frozen_mid_batch_loses_nothing_and_repeats_nothing(
     broken: Broken,
 ) -> None:
     batch_id, before = await upload_under_way(broken.system, PATIENTS, "broker-freeze", 32000)
-    broken.node.signal(signal.SIGSTOP)
-    try:
-        await asyncio.sleep(FREEZE_SECONDS)
-    finally:
-        broken.node.signal(signal.SIGCONT)
+    await frozen_for(broken.node, FREEZE_SECONDS)
     await finish(broken, "rabbitmq frozen (SIGSTOP)", batch_id, before, frozen_s=FREEZE_SECONDS)
 
 
@@ -126,11 +123,7 @@ async def test_rabbitmq_traffic_blackholed_mid_batch_loses_nothing_and_repeats_n
     broken: Broken,
 ) -> None:
     batch_id, before = await upload_under_way(broken.system, PATIENTS, "broker-blackhole", 33000)
-    broken.proxy.blackhole()
-    try:
-        await asyncio.sleep(CUT_SECONDS)
-    finally:
-        broken.proxy.restore()
+    await blackholed_for(broken.proxy, CUT_SECONDS)
     await finish(broken, "rabbitmq blackholed", batch_id, before, blackholed_s=CUT_SECONDS)
 
 

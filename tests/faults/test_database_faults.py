@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +20,9 @@ from tests.faults.mongo_node import MongoNode
 from tests.faults.system import (
     FaultSystem,
     assert_invariants,
+    blackholed_for,
     fault_system,
+    frozen_for,
     invariants,
     record,
     upload_under_way,
@@ -92,11 +93,7 @@ async def test_mongodb_frozen_mid_batch_loses_nothing_and_repeats_nothing(
     broken: Broken,
 ) -> None:
     batch_id, before = await upload_under_way(broken.system, PATIENTS, "db-freeze", 42000)
-    broken.node.signal(signal.SIGSTOP)
-    try:
-        await asyncio.sleep(CUT_SECONDS)
-    finally:
-        broken.node.signal(signal.SIGCONT)
+    await frozen_for(broken.node, CUT_SECONDS)
     await finish(broken, "mongodb frozen (SIGSTOP)", batch_id, before, frozen_s=CUT_SECONDS)
 
 
@@ -104,9 +101,5 @@ async def test_mongodb_connections_blackholed_mid_batch_lose_nothing_and_repeat_
     broken: Broken,
 ) -> None:
     batch_id, before = await upload_under_way(broken.system, PATIENTS, "db-blackhole", 43000)
-    broken.proxy.blackhole()
-    try:
-        await asyncio.sleep(CUT_SECONDS)
-    finally:
-        broken.proxy.restore()
+    await blackholed_for(broken.proxy, CUT_SECONDS)
     await finish(broken, "mongodb blackholed", batch_id, before, blackholed_s=CUT_SECONDS)
